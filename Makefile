@@ -1,0 +1,39 @@
+# Hushlab: the two commands of the README are `make run` and `make test`; both set up first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hushlab-setup-stamp
+# Debian packages: PortAudio (sounddevice), PulseAudio null sink (virtual microphone in tests),
+# espeak-ng (corpus voices), Xvfb + the xcb/EGL libraries Qt needs for a real window.
+APT_PACKAGES := libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins espeak-ng \
+	xvfb libxcb-cursor0 libxkbcommon-x11-0 libxkbcommon0 libxcb-icccm4 libxcb-image0 \
+	libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 \
+	libxcb-xkb1 libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0
+EXTRAS := dev,peers,metrics,tts
+
+.PHONY: setup run test lint bench clean
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@bash scripts/install-system-deps.sh $(APT_PACKAGES)
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: 2.13.0 is the CPU build (other versions pull multi-GB CUDA builds)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/hushlab app
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: setup
+	$(VENV)/bin/hushlab bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

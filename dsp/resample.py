@@ -1,0 +1,49 @@
+"""Resampling: whole signals and streaming, built on python-soxr (libsoxr, VHQ by default)."""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int, quality: str = "VHQ") -> np.ndarray:
+    """Resample a whole mono or [N, C] signal; float32 out. No-op when the rates match."""
+    x = np.asarray(x, dtype=np.float32)
+    if sr_in == sr_out:
+        return x
+    if sr_in <= 0 or sr_out <= 0:
+        raise ValueError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
+    return soxr.resample(x, sr_in, sr_out, quality=quality).astype(np.float32, copy=False)
+
+
+class StreamResampler:
+    """Stateful resampler for blocks of any size: the concatenated output does not depend on how
+    the input was cut into blocks. Mono float32. A pass-through when the rates are equal.
+
+    ``delay_samples`` is the output-rate delay to expect before the first non-silent output (soxr
+    emits its filter delay as fewer samples at the start, then keeps pace).
+    """
+
+    def __init__(self, sr_in: int, sr_out: int, quality: str = "HQ"):
+        self.sr_in = int(sr_in)
+        self.sr_out = int(sr_out)
+        self.passthrough = self.sr_in == self.sr_out
+        self.quality = quality
+        self._rs = (
+            None
+            if self.passthrough
+            else soxr.ResampleStream(self.sr_in, self.sr_out, 1, dtype="float32", quality=quality)
+        )
+
+    def reset(self) -> None:
+        if not self.passthrough:
+            self._rs = soxr.ResampleStream(
+                self.sr_in, self.sr_out, 1, dtype="float32", quality=self.quality
+            )
+
+    def process(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        """Resample one block (float32 [n]); returns whatever output samples are ready."""
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if self.passthrough:
+            return block.copy()
+        return self._rs.resample_chunk(block, last=last)

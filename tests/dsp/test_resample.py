@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from dsp.resample import StreamResampler, resample
+
+
+@pytest.mark.parametrize(
+    "sr_in,sr_out",
+    [
+        (48000, 16000),
+        (44100, 16000),
+        (16000, 48000),
+        (16000, 44100),
+        (22050, 16000),
+        (16000, 16000),
+    ],
+)
+def test_stream_is_block_size_invariant(sr_in, sr_out):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(sr_in).astype(np.float32) * 0.1
+    outs = []
+    for sizes in ([len(x)], [256] * (len(x) // 256 + 1), list(rng.integers(1, 2000, 200))):
+        rs = StreamResampler(sr_in, sr_out)
+        pos, parts = 0, []
+        for s in sizes:
+            if pos >= len(x):
+                break
+            parts.append(rs.process(x[pos : pos + s]))
+            pos += s
+        if pos < len(x):
+            parts.append(rs.process(x[pos:]))
+        parts.append(rs.process(np.zeros(0, np.float32), last=True))
+        outs.append(np.concatenate(parts))
+    for o in outs[1:]:
+        assert len(o) == len(outs[0])
+        assert np.max(np.abs(o - outs[0])) < 1e-6
+
+
+def test_resample_preserves_a_tone():
+    sr = 48000
+    t = np.arange(sr) / sr
+    x = np.sin(2 * np.pi * 1000 * t).astype(np.float32)
+    y = resample(x, sr, 16000)
+    assert abs(len(y) - 16000) <= 1
+    spec = np.abs(np.fft.rfft(y[2000:-2000] * np.hanning(len(y) - 4000)))
+    peak_hz = np.argmax(spec) * 16000 / (len(y) - 4000)
+    assert abs(peak_hz - 1000) < 5
