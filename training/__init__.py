@@ -1,0 +1,1 @@
+"""Hushlab's training package: corpus, datasets, training loop, evaluation, embedding analysis."""
