@@ -11,8 +11,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b = sub.add_parser("build", help="build (or resume building) the corpus")
     b.add_argument("--out", default="", help="corpus folder (default: ~/.cache/hushlab/corpus)")
     b.add_argument("--hours", type=float, default=6.0, help="hours of clean speech (default 6)")
-    b.add_argument("--noise-hours", type=float, default=0.0,
-                   help="hours of noise (default: max(1, hours / 4))")
+    b.add_argument(
+        "--noise-hours", type=float, default=0.0, help="hours of noise (default: max(1, hours / 4))"
+    )
     b.add_argument("--seed", type=int, default=1234)
     b.add_argument("--workers", type=int, default=0, help="processes (default: CPU count)")
     b.add_argument("--no-piper", action="store_true", help="skip the Piper neural voice")
@@ -37,10 +38,16 @@ def run(args) -> int:
             raise UserError(f"no built corpus at {root}")
         print(summary_markdown(json.load(open(path))))
         return 0
-    cfg = CorpusConfig(out=args.out, hours=args.hours, noise_hours=args.noise_hours,
-                       seed=args.seed, use_piper=not args.no_piper,
-                       use_espeak=not args.no_espeak, use_asterisk=not args.no_asterisk,
-                       use_real_noise=not args.no_real_noise)
+    cfg = CorpusConfig(
+        out=args.out,
+        hours=args.hours,
+        noise_hours=args.noise_hours,
+        seed=args.seed,
+        use_piper=not args.no_piper,
+        use_espeak=not args.no_espeak,
+        use_asterisk=not args.no_asterisk,
+        use_real_noise=not args.no_real_noise,
+    )
     if args.workers:
         cfg.workers = args.workers
     root = build(cfg)

@@ -56,17 +56,70 @@ NOISE_DEBS = {
 }
 # The Spanish voice is never trained on: it is a recorded voice unseen by training.
 HELDOUT_ASTERISK_LANGS = ("es",)
-ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-029",
-                  "en-gb-x-gbcwmd")
+ESPEAK_ACCENTS = (
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-029",
+    "en-gb-x-gbcwmd",
+)
 ESPEAK_TEST_ACCENTS = ("en-gb-x-gbcwmd",)  # an accent training never hears
-ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
-                   "klatt", "klatt2", "klatt3", "klatt4", "croak", "whisper", "Andy", "Annie",
-                   "Denis", "Gene", "Jacky", "Lee", "Mario", "Michael", "Mr serious", "Storm",
-                   "Tweaky", "anika", "aunty", "belinda", "boris", "edward", "iven", "iven2",
-                   "kaukovalta", "linda", "max", "norbert", "quincy", "rob", "robert", "steph",
-                   "steph2", "travis", "victor", "zac")
-ESPEAK_HELDOUT_VARIANTS = {"test": ("f4", "m6", "klatt3", "aunty", "max", "steph2", "Gene"),
-                           "valid": ("f2", "m3", "belinda", "victor")}
+ESPEAK_VARIANTS = (
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "klatt4",
+    "croak",
+    "whisper",
+    "Andy",
+    "Annie",
+    "Denis",
+    "Gene",
+    "Jacky",
+    "Lee",
+    "Mario",
+    "Michael",
+    "Mr serious",
+    "Storm",
+    "Tweaky",
+    "anika",
+    "aunty",
+    "belinda",
+    "boris",
+    "edward",
+    "iven",
+    "iven2",
+    "kaukovalta",
+    "linda",
+    "max",
+    "norbert",
+    "quincy",
+    "rob",
+    "robert",
+    "steph",
+    "steph2",
+    "travis",
+    "victor",
+    "zac",
+)
+ESPEAK_HELDOUT_VARIANTS = {
+    "test": ("f4", "m6", "klatt3", "aunty", "max", "steph2", "Gene"),
+    "valid": ("f2", "m3", "belinda", "victor"),
+}
 N_SENTENCES = 4000
 SENTENCE_SPLIT = {"test": (0, 400), "valid": (400, 700), "train": (700, N_SENTENCES)}
 SPLIT_SHARE = {"train": 0.80, "valid": 0.06, "test": 0.14}
@@ -140,8 +193,12 @@ def _write_flac(path: Path, x: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def trim_silences(x: np.ndarray, sr: int = SR, max_gap: float = 0.25, floor_db: float = -45.0,
-                  ) -> np.ndarray:
+def trim_silences(
+    x: np.ndarray,
+    sr: int = SR,
+    max_gap: float = 0.25,
+    floor_db: float = -45.0,
+) -> np.ndarray:
     """Shorten pauses longer than ``max_gap`` seconds to ``max_gap``; strip the ends."""
     hop = sr // 100
     n = len(x) // hop
@@ -191,13 +248,13 @@ def fetch_deb(package: str, dest: Path) -> Path:
         return found[-1]
     if shutil.which("apt-get") is None:
         raise UserError(f"apt-get is not available to fetch '{package}'")
-    res = subprocess.run(["apt-get", "download", package], cwd=dest, capture_output=True,
-                         text=True)
+    res = subprocess.run(["apt-get", "download", package], cwd=dest, capture_output=True, text=True)
     found = sorted(dest.glob(f"{package}_*.deb"))
     if res.returncode != 0 or not found:
         hint = " (run 'apt-get update' first?)" if "Unable to locate" in res.stderr else ""
-        raise UserError(f"could not download Debian package '{package}'{hint}: "
-                        f"{res.stderr.strip()[-300:]}")
+        raise UserError(
+            f"could not download Debian package '{package}'{hint}: {res.stderr.strip()[-300:]}"
+        )
     return found[-1]
 
 
@@ -240,8 +297,11 @@ def _synth_piper(text: str, p: dict) -> np.ndarray:
     from piper import SynthesisConfig
 
     voice = _piper_voice()
-    cfg = SynthesisConfig(length_scale=p["length_scale"], noise_scale=p["noise_scale"],
-                          noise_w_scale=p["noise_w_scale"])
+    cfg = SynthesisConfig(
+        length_scale=p["length_scale"],
+        noise_scale=p["noise_scale"],
+        noise_w_scale=p["noise_w_scale"],
+    )
     chunks = [c.audio_float_array for c in voice.synthesize(text, syn_config=cfg)]
     x = np.concatenate(chunks).astype(np.float32)
     return resample(x, voice.config.sample_rate, SR)
@@ -249,8 +309,18 @@ def _synth_piper(text: str, p: dict) -> np.ndarray:
 
 def _synth_espeak(text: str, p: dict) -> np.ndarray:
     with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-        cmd = ["espeak-ng", "-v", f"{p['accent']}+{p['variant']}", "-p", str(p["pitch"]),
-               "-s", str(p["speed"]), "-w", tmp.name, text]
+        cmd = [
+            "espeak-ng",
+            "-v",
+            f"{p['accent']}+{p['variant']}",
+            "-p",
+            str(p["pitch"]),
+            "-s",
+            str(p["speed"]),
+            "-w",
+            tmp.name,
+            text,
+        ]
         subprocess.run(cmd, check=True, capture_output=True)
         x, rate = sf.read(tmp.name, dtype="float32")
     return resample(to_mono(x), rate, SR)
@@ -295,18 +365,27 @@ def run_job(job: dict) -> dict | None:
             return None
         _write_flac(out, _normalise(x, job.get("peak", 0.9)))
     info = sf.info(str(out))
-    row = Row(path=job["path"], kind=job["kind"], source=job["source"], voice=job["voice"],
-              split=job["split"], duration=round(info.frames / info.samplerate, 3),
-              sha1=_sha1(out), text_ids=job.get("text_ids", []),
-              prompts=[Path(p).name for p in job.get("prompts", [])], extra=job.get("extra", {}))
+    row = Row(
+        path=job["path"],
+        kind=job["kind"],
+        source=job["source"],
+        voice=job["voice"],
+        split=job["split"],
+        duration=round(info.frames / info.samplerate, 3),
+        sha1=_sha1(out),
+        text_ids=job.get("text_ids", []),
+        prompts=[Path(p).name for p in job.get("prompts", [])],
+        extra=job.get("extra", {}),
+    )
     return asdict(row)
 
 
 # -- planning ----------------------------------------------------------------------------------
 
 
-def _plan_tts(cfg: CorpusConfig, root: Path, engine: str, hours: float, rng: random.Random,
-              texts: list[str]) -> list[dict]:
+def _plan_tts(
+    cfg: CorpusConfig, root: Path, engine: str, hours: float, rng: random.Random, texts: list[str]
+) -> list[dict]:
     jobs = []
     for split in SPLITS:
         lo, hi = SENTENCE_SPLIT[split]
@@ -320,24 +399,40 @@ def _plan_tts(cfg: CorpusConfig, root: Path, engine: str, hours: float, rng: ran
             text_ids = rng.sample(ids, min(k, len(ids)))
             if engine == "piper":
                 wf = rng.choice(_piper_warps(split))
-                params = {"length_scale": round(rng.uniform(0.85, 1.25), 3),
-                          "noise_scale": round(rng.uniform(0.4, 0.9), 3),
-                          "noise_w_scale": round(rng.uniform(0.5, 1.0), 3)}
+                params = {
+                    "length_scale": round(rng.uniform(0.85, 1.25), 3),
+                    "noise_scale": round(rng.uniform(0.4, 0.9), 3),
+                    "noise_w_scale": round(rng.uniform(0.5, 1.0), 3),
+                }
                 voice = f"piper-joe-w{wf:.2f}"
             else:
                 accent, variant = _espeak_voice(split, rng)
-                params = {"accent": accent, "variant": variant, "pitch": rng.randint(20, 80),
-                          "speed": rng.randint(130, 190)}
+                params = {
+                    "accent": accent,
+                    "variant": variant,
+                    "pitch": rng.randint(20, 80),
+                    "speed": rng.randint(130, 190),
+                }
                 wf = round(rng.uniform(0.9, 1.12), 3)
                 voice = f"espeak-{accent}+{variant}"
-            jobs.append({
-                "type": engine, "kind": "speech", "source": engine, "voice": voice,
-                "split": split, "root": str(root), "texts": [texts[t] for t in text_ids],
-                "text_ids": text_ids, "params": params, "warp": wf,
-                "seed": rng.randrange(2**31), "min_seconds": 1.5,
-                "path": f"speech/{split}/{engine}/{engine}_{split}_{i:05d}.flac",
-                "extra": {"warp": wf, **params},
-            })
+            jobs.append(
+                {
+                    "type": engine,
+                    "kind": "speech",
+                    "source": engine,
+                    "voice": voice,
+                    "split": split,
+                    "root": str(root),
+                    "texts": [texts[t] for t in text_ids],
+                    "text_ids": text_ids,
+                    "params": params,
+                    "warp": wf,
+                    "seed": rng.randrange(2**31),
+                    "min_seconds": 1.5,
+                    "path": f"speech/{split}/{engine}/{engine}_{split}_{i:05d}.flac",
+                    "extra": {"warp": wf, **params},
+                }
+            )
     return jobs
 
 
@@ -390,14 +485,22 @@ def _plan_asterisk(cfg: CorpusConfig, root: Path, hours: float, rng: random.Rand
                     i += k
                     wf = round(rng.uniform(0.82, 1.12), 3) if rep or split != "train" else 1.0
                     idx = len(jobs)
-                    jobs.append({
-                        "type": "asterisk", "kind": "speech", "source": f"asterisk-{lang}",
-                        "voice": f"asterisk-{lang}-w{round(wf * 20) / 20:.2f}", "split": split,
-                        "root": str(root), "prompts": chunk, "warp": wf, "min_seconds": 1.5,
-                        "seed": rng.randrange(2**31),
-                        "path": f"speech/{split}/asterisk/{lang}_{split}_{idx:05d}.flac",
-                        "extra": {"warp": wf},
-                    })
+                    jobs.append(
+                        {
+                            "type": "asterisk",
+                            "kind": "speech",
+                            "source": f"asterisk-{lang}",
+                            "voice": f"asterisk-{lang}-w{round(wf * 20) / 20:.2f}",
+                            "split": split,
+                            "root": str(root),
+                            "prompts": chunk,
+                            "warp": wf,
+                            "min_seconds": 1.5,
+                            "seed": rng.randrange(2**31),
+                            "path": f"speech/{split}/asterisk/{lang}_{split}_{idx:05d}.flac",
+                            "extra": {"warp": wf},
+                        }
+                    )
     return jobs
 
 
@@ -426,19 +529,29 @@ def _plan_real_noise(cfg: CorpusConfig, root: Path, rng: random.Random) -> list[
     for source, family, p in _real_noise_files():
         split = _split_of(f"{source}/{p.name}", (("train", 0.8), ("valid", 0.08), ("test", 0.12)))
         idx = len(jobs)
-        jobs.append({
-            "type": "real_noise", "kind": "noise", "source": source, "voice": family,
-            "split": split, "root": str(root), "src": str(p), "min_seconds": 0.4,
-            "max_seconds": cfg.music_max_seconds if family == "music" else 30.0,
-            "seed": rng.randrange(2**31), "peak": 0.9,
-            "path": f"noise/{split}/{source}/{family}_{idx:05d}.flac",
-            "extra": {"file": p.name},
-        })
+        jobs.append(
+            {
+                "type": "real_noise",
+                "kind": "noise",
+                "source": source,
+                "voice": family,
+                "split": split,
+                "root": str(root),
+                "src": str(p),
+                "min_seconds": 0.4,
+                "max_seconds": cfg.music_max_seconds if family == "music" else 30.0,
+                "seed": rng.randrange(2**31),
+                "peak": 0.9,
+                "path": f"noise/{split}/{source}/{family}_{idx:05d}.flac",
+                "extra": {"file": p.name},
+            }
+        )
     return jobs
 
 
-def _plan_synthetic(cfg: CorpusConfig, root: Path, hours: float, rng: random.Random,
-                    speech_rows: list[dict]) -> list[dict]:
+def _plan_synthetic(
+    cfg: CorpusConfig, root: Path, hours: float, rng: random.Random, speech_rows: list[dict]
+) -> list[dict]:
     jobs = []
     by_split = defaultdict(list)
     for r in speech_rows:
@@ -454,13 +567,23 @@ def _plan_synthetic(cfg: CorpusConfig, root: Path, hours: float, rng: random.Ran
                 if fam in noise_synth.NEEDS_SPEECH:
                     pool = by_split[split]
                     speech = random.Random(seed).sample(pool, min(len(pool), 30))
-                jobs.append({
-                    "type": "synthetic", "kind": "noise", "source": "synthetic", "voice": fam,
-                    "split": split, "root": str(root), "family": fam,
-                    "seconds": round(rng.uniform(8.0, 16.0), 2), "seed": seed, "speech": speech,
-                    "peak": 0.9, "min_seconds": 1.0,
-                    "path": f"noise/{split}/synthetic/{fam}_{split}_{i:04d}.flac",
-                })
+                jobs.append(
+                    {
+                        "type": "synthetic",
+                        "kind": "noise",
+                        "source": "synthetic",
+                        "voice": fam,
+                        "split": split,
+                        "root": str(root),
+                        "family": fam,
+                        "seconds": round(rng.uniform(8.0, 16.0), 2),
+                        "seed": seed,
+                        "speech": speech,
+                        "peak": 0.9,
+                        "min_seconds": 1.0,
+                        "path": f"noise/{split}/synthetic/{fam}_{split}_{i:04d}.flac",
+                    }
+                )
     return jobs
 
 
@@ -508,8 +631,9 @@ def build(cfg: CorpusConfig) -> Path:
         if {k: v for k, v in have.items() if k != "workers"} != {
             k: v for k, v in want.items() if k != "workers"
         }:
-            raise UserError(f"{root} holds a corpus built with other settings; use another "
-                            "--out or delete it")
+            raise UserError(
+                f"{root} holds a corpus built with other settings; use another --out or delete it"
+            )
     cfg_path.write_text(json.dumps(want, indent=2))
     rng = random.Random(cfg.seed)
     texts = sentences(N_SENTENCES, seed=cfg.seed)
@@ -518,29 +642,46 @@ def build(cfg: CorpusConfig) -> Path:
     rows: list[dict] = []
     shares = _speech_shares(cfg)
     if cfg.use_asterisk:
-        rows += _stage(root, "asterisk",
-                       lambda: _plan_asterisk(cfg, root, h * shares["asterisk"],
-                                              random.Random(rng.random())), cfg.workers)
+        rows += _stage(
+            root,
+            "asterisk",
+            lambda: _plan_asterisk(cfg, root, h * shares["asterisk"], random.Random(rng.random())),
+            cfg.workers,
+        )
     have = sum(r["duration"] for r in rows) / 3600
     rest = max(0.0, h - have)
     engines = [e for e, on in (("piper", cfg.use_piper), ("espeak", cfg.use_espeak)) if on]
     for e in engines:
-        hours_e = rest * (0.55 if e == "piper" and len(engines) == 2 else
-                          0.45 if len(engines) == 2 else 1.0)
-        rows += _stage(root, e, lambda e=e, hours_e=hours_e: _plan_tts(
-            cfg, root, e, hours_e, random.Random(rng.random() + hash(e) % 7), texts), cfg.workers)
+        hours_e = rest * (
+            0.55 if e == "piper" and len(engines) == 2 else 0.45 if len(engines) == 2 else 1.0
+        )
+        rows += _stage(
+            root,
+            e,
+            lambda e=e, hours_e=hours_e: _plan_tts(
+                cfg, root, e, hours_e, random.Random(rng.random() + hash(e) % 7), texts
+            ),
+            cfg.workers,
+        )
     speech_rows = list(rows)
     if not speech_rows:
         raise UserError("no speech source is enabled")
     noise_h = cfg.noise_hours or max(1.0, h / 4)
     if cfg.use_real_noise:
-        rows += _stage(root, "real_noise", lambda: _plan_real_noise(cfg, root,
-                                                                    random.Random(cfg.seed + 1)),
-                       cfg.workers)
+        rows += _stage(
+            root,
+            "real_noise",
+            lambda: _plan_real_noise(cfg, root, random.Random(cfg.seed + 1)),
+            cfg.workers,
+        )
     real_noise_h = sum(r["duration"] for r in rows if r["kind"] == "noise") / 3600
     synth_h = max(noise_h * 0.3, noise_h - real_noise_h)
-    rows += _stage(root, "synthetic", lambda: _plan_synthetic(
-        cfg, root, synth_h, random.Random(cfg.seed + 2), speech_rows), cfg.workers)
+    rows += _stage(
+        root,
+        "synthetic",
+        lambda: _plan_synthetic(cfg, root, synth_h, random.Random(cfg.seed + 2), speech_rows),
+        cfg.workers,
+    )
     manifest = root / "manifest.jsonl"
     tmp = manifest.with_suffix(".part")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -557,8 +698,13 @@ def _speech_shares(cfg: CorpusConfig) -> dict[str, float]:
 
 
 def summarise(rows: list[dict]) -> dict:
-    out: dict = {"speech_hours": {}, "noise_hours": {}, "voices": {}, "noise_families": {},
-                 "files": len(rows)}
+    out: dict = {
+        "speech_hours": {},
+        "noise_hours": {},
+        "voices": {},
+        "noise_families": {},
+        "files": len(rows),
+    }
     voices = defaultdict(set)
     fams = defaultdict(set)
     for r in rows:
@@ -576,29 +722,42 @@ def summarise(rows: list[dict]) -> dict:
     out["voices"] = {s: len(v) for s, v in voices.items()}
     out["unseen_test_voices"] = len(voices["test"] - voices["train"])
     out["noise_families"] = {s: sorted(v) for s, v in fams.items()}
-    out["unseen_test_noise_files"] = sum(1 for r in rows if r["kind"] == "noise"
-                                         and r["split"] == "test")
+    out["unseen_test_noise_files"] = sum(
+        1 for r in rows if r["kind"] == "noise" and r["split"] == "test"
+    )
     out["total_speech_hours"] = round(sum(sum(d.values()) for d in out["speech_hours"].values()), 3)
     out["total_noise_hours"] = round(sum(sum(d.values()) for d in out["noise_hours"].values()), 3)
     return out
 
 
 def summary_markdown(s: dict) -> str:
-    lines = ["# Hushlab corpus summary", "",
-             f"Clean speech: {s['total_speech_hours']:.2f} h; noise: {s['total_noise_hours']:.2f} h;"
-             f" {s['files']} files.", "",
-             "| kind | source | train h | valid h | test h | share |",
-             "|---|---|---|---|---|---|"]
-    for key, label, total in (("speech_hours", "speech", s["total_speech_hours"]),
-                              ("noise_hours", "noise", s["total_noise_hours"])):
+    lines = [
+        "# Hushlab corpus summary",
+        "",
+        f"Clean speech: {s['total_speech_hours']:.2f} h; noise: {s['total_noise_hours']:.2f} h;"
+        f" {s['files']} files.",
+        "",
+        "| kind | source | train h | valid h | test h | share |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, label, total in (
+        ("speech_hours", "speech", s["total_speech_hours"]),
+        ("noise_hours", "noise", s["total_noise_hours"]),
+    ):
         for src, d in sorted(s[key].items()):
             share = sum(d.values()) / total if total else 0
-            lines.append(f"| {label} | {src} | {d['train']:.2f} | {d['valid']:.2f} | "
-                         f"{d['test']:.2f} | {share:.0%} |")
-    lines += ["", f"Voices per split: {s['voices']}; test voices never heard in training: "
-              f"{s['unseen_test_voices']}.",
-              f"Noise families (train): {len(s['noise_families'].get('train', []))}; "
-              f"test noise files (all unseen in training): {s['unseen_test_noise_files']}.", ""]
+            lines.append(
+                f"| {label} | {src} | {d['train']:.2f} | {d['valid']:.2f} | "
+                f"{d['test']:.2f} | {share:.0%} |"
+            )
+    lines += [
+        "",
+        f"Voices per split: {s['voices']}; test voices never heard in training: "
+        f"{s['unseen_test_voices']}.",
+        f"Noise families (train): {len(s['noise_families'].get('train', []))}; "
+        f"test noise files (all unseen in training): {s['unseen_test_noise_files']}.",
+        "",
+    ]
     if "build_seconds" in s:
         lines.append(f"Built in {s['build_seconds'] / 60:.1f} min.")
     return "\n".join(lines) + "\n"
@@ -608,8 +767,10 @@ def load_manifest(root: str | os.PathLike) -> list[dict]:
     root = Path(root)
     path = root / "manifest.jsonl"
     if not path.exists():
-        raise UserError(f"no corpus at {root} (missing manifest.jsonl): run 'hushlab corpus build'"
-                        f" or pass a DNS-layout folder")
+        raise UserError(
+            f"no corpus at {root} (missing manifest.jsonl): run 'hushlab corpus build'"
+            f" or pass a DNS-layout folder"
+        )
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 

@@ -12,8 +12,24 @@ import numpy as np
 import scipy.signal as ss
 import soundfile as sf
 
-FAMILIES = ("white", "pink", "brown", "babble", "crowd", "hum", "fan", "engine", "keyboard",
-            "am_noise", "alarm", "traffic", "wind", "rain", "machinery", "siren")
+FAMILIES = (
+    "white",
+    "pink",
+    "brown",
+    "babble",
+    "crowd",
+    "hum",
+    "fan",
+    "engine",
+    "keyboard",
+    "am_noise",
+    "alarm",
+    "traffic",
+    "wind",
+    "rain",
+    "machinery",
+    "siren",
+)
 NEEDS_SPEECH = ("babble", "crowd")
 
 
@@ -60,8 +76,14 @@ def _talkers(paths, root: Path, n: int, k: int, rng, sr) -> np.ndarray:
     return out
 
 
-def make(family: str, seconds: float, sr: int, rng: np.random.Generator, speech=None,
-         root: str | Path | None = None) -> np.ndarray:
+def make(
+    family: str,
+    seconds: float,
+    sr: int,
+    rng: np.random.Generator,
+    speech=None,
+    root: str | Path | None = None,
+) -> np.ndarray:
     n = int(seconds * sr)
     t = np.arange(n) / sr
     if family == "white":
@@ -77,8 +99,10 @@ def make(family: str, seconds: float, sr: int, rng: np.random.Generator, speech=
         x = _lowpass(x, rng.uniform(2500, 5000), sr) + 0.1 * _coloured(n, rng, 1.0)
     elif family == "hum":
         f0 = rng.choice([50.0, 60.0]) * rng.uniform(0.99, 1.01)
-        x = sum(rng.uniform(0.1, 1) / k * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6.3))
-                for k in range(1, 12))
+        x = sum(
+            rng.uniform(0.1, 1) / k * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6.3))
+            for k in range(1, 12)
+        )
         x = x + 0.05 * rng.standard_normal(n)
     elif family == "fan":
         x = _bandpass(rng.standard_normal(n), rng.uniform(80, 300), rng.uniform(1500, 5000), sr)
@@ -108,8 +132,9 @@ def make(family: str, seconds: float, sr: int, rng: np.random.Generator, speech=
         x = on * (np.sin(2 * np.pi * f * t) + 0.3 * np.sin(2 * np.pi * 2 * f * t))
         x = x + 0.02 * rng.standard_normal(n)
     elif family == "traffic":
-        x = _lowpass(_coloured(n, rng, 2.0), rng.uniform(300, 900), sr) * _slow(n, rng, sr, 0.2,
-                                                                                 0.6)
+        x = _lowpass(_coloured(n, rng, 2.0), rng.uniform(300, 900), sr) * _slow(
+            n, rng, sr, 0.2, 0.6
+        )
         for _ in range(int(rng.integers(1, 4))):  # passing vehicles
             c = rng.uniform(0, seconds)
             w = rng.uniform(1, 3)

@@ -49,9 +49,9 @@ tiny|enormous|ancient|modern|friendly|busy|peaceful|muddy|sunny|windy|gloomy|che
 ).split("|")
 
 NOUNS_PLACE = """room|street|morning|kitchen|office|harbour|valley|platform|market|classroom|
-garden|evening|road|field|corridor|village|forest|beach|station|square""".replace(
-    "\n", ""
-).split("|")
+garden|evening|road|field|corridor|village|forest|beach|station|square""".replace("\n", "").split(
+    "|"
+)
 
 REASONS = """because it was raining|since nobody else could|although it was late|because the
 shop was closed|while the others were sleeping|before anyone noticed|as the sun went down|so that

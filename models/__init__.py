@@ -1,0 +1,1 @@
+"""Hushlab's models: the causal GCRN, checkpoints, the processor interface and the SSL teacher."""

@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from models.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from models.gcrn import GCRN, GCRNConfig
+from models.processor import Bypass, GCRNProcessor, load_processor
+
+SMALL = GCRNConfig(channels=(4, 4, 8, 8, 16))
+
+
+def test_roundtrip(tmp_path):
+    torch.manual_seed(0)
+    m = GCRN(SMALL).eval()
+    p = save_checkpoint(
+        tmp_path / "m.safetensors",
+        m,
+        train_config={"lr": 1e-3},
+        metrics={"pesq": 1.7},
+        data={"corpus": "x"},
+    )
+    m2, meta = load_checkpoint(p)
+    assert meta["config"] == SMALL.to_dict() | {
+        "channels": list(SMALL.channels),
+        "kernel": list(SMALL.kernel),
+    }
+    assert meta["metrics"]["pesq"] == 1.7
+    x = torch.randn(1, 2, 12, 257)
+    with torch.no_grad():
+        assert torch.equal(m(x), m2(x))
+    assert not m2.training
+
+
+def test_bad_checkpoints_give_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="neither a checkpoint"):
+        load_checkpoint(tmp_path / "nope.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a file")
+    with pytest.raises(CheckpointError, match="not a Hushlab checkpoint"):
+        load_checkpoint(tmp_path / "junk.safetensors")
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(CheckpointError, match="not a Hushlab checkpoint"):
+        read_metadata(tmp_path / "foreign.safetensors")
+    # weights of one shape under a config of another
+    p = save_checkpoint(tmp_path / "m.safetensors", GCRN(SMALL))
+    from safetensors import safe_open
+
+    with safe_open(str(p), "pt") as f:
+        meta = f.metadata()
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    meta["config"] = meta["config"].replace("[4, 4, 8, 8, 16]", "[4, 4, 8, 8, 32]")
+    save_file(state, str(tmp_path / "wrong.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(tmp_path / "wrong.safetensors")
+    meta["format_version"] = "99"
+    save_file(state, str(tmp_path / "v99.safetensors"), metadata=meta)
+    with pytest.raises(CheckpointError, match="version 99"):
+        load_checkpoint(tmp_path / "v99.safetensors")
+
+
+def test_onnx_backend_matches_torch_over_5s(tmp_path):
+    torch.manual_seed(3)
+    m = GCRN().eval()
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(16000 * 5) * 0.05).astype(np.float32)
+    ref = GCRNProcessor(m, backend="torch").process(x)
+    fast = GCRNProcessor(m, backend="onnx", cache_dir=tmp_path).process(x)
+    assert np.max(np.abs(ref - fast)) < 1e-4
+    assert len(list(tmp_path.glob("*.onnx"))) == 1  # built once, cached by weights digest
+
+
+def test_processor_matches_offline_model_path():
+    """The audio-level streaming processor == offline STFT -> forward -> iSTFT, delayed."""
+    from dsp.stft import istft, stft
+
+    torch.manual_seed(4)
+    m = GCRN(SMALL).eval()
+    p = GCRNProcessor(m, backend="torch")
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal(16000) * 0.1).astype(np.float32)
+    y = p.process(x)
+    pad = p.latency_samples
+    xp = torch.from_numpy(np.concatenate([np.zeros(pad, np.float32), x]))
+    spec = stft(xp)
+    with torch.no_grad():
+        est = m(torch.stack([spec.real, spec.imag])[None])[0]
+    off = istft(torch.complex(est[0], est[1])).numpy()
+    n = min(len(off), len(y)) - 400
+    assert np.max(np.abs(off[:n] - y[:n])) < 1e-5
+
+
+def test_bypass_is_delayed_dry_signal():
+    b = Bypass(16000, 320, 80)
+    x = np.arange(3200, dtype=np.float32)
+    y = b.process(x)
+    assert np.array_equal(y[80:], x[:-80]) and np.all(y[:80] == 0)
+
+
+def test_unknown_processor_is_a_clear_error():
+    with pytest.raises(CheckpointError, match="neither a checkpoint"):
+        load_processor("no-such-model")
