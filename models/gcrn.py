@@ -91,26 +91,32 @@ class CausalGatedConv(nn.Module):
         return y, xc[:, :, -(self.kt - 1) :]
 
 
-class CausalGatedDeconv(nn.Module):
-    """Gated transposed conv (frequency upsampling by 2) with a 2-frame causal time kernel."""
+class CausalGatedUpconv(nn.Module):
+    """Gated frequency upsampling by 2 with a 2-frame causal time kernel (the decoder's
+    "transposed conv"), computed as a sub-pixel convolution: one ordinary conv with a (2, 2)
+    kernel over the frequency-padded input gives, at each input bin j, the outputs for bins 2j and
+    2j + 1, which are interleaved and cropped to ``f_out``. It covers every stride-2, width-3
+    transposed conv (and slightly more) and runs on the fast ordinary-conv path: about 2x faster
+    to train on CPU than ``ConvTranspose2d``."""
 
-    def __init__(self, cin: int, cout: int, kernel: tuple[int, int], out_pad: int, last: bool):
+    def __init__(self, cin: int, cout: int, kernel: tuple[int, int], f_out: int, last: bool):
         super().__init__()
         self.kt = kernel[0]
-        self.deconv = nn.ConvTranspose2d(
-            cin, 2 * cout, kernel, stride=(1, 2), output_padding=(0, out_pad)
-        )
+        self.cout = cout
+        self.f_out = f_out
+        self.conv = nn.Conv2d(cin, 4 * cout, (self.kt, 2))  # 2 phases x (value, gate)
         self.norm = nn.Identity() if last else nn.BatchNorm2d(cout)
         self.act = nn.Identity() if last else nn.ELU()
 
     def forward(self, x: torch.Tensor, cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        t = x.shape[2]
+        """x [B, C, T, F], cache [B, C, kt-1, F] -> (y [B, C', T, f_out], cache)."""
+        b, _, t, f = x.shape
         xc = torch.cat([cache, x], dim=2)  # [B, C, T + kt - 1, F]
-        # a transposed conv emits T + 2(kt - 1) frames; frames kt-1 .. kt-1+T-1 use only inputs
-        # at or before their own time
-        z = self.deconv(xc)[:, :, self.kt - 1 : self.kt - 1 + t]
-        a, b = z.chunk(2, dim=1)
-        y = self.act(self.norm(a * torch.sigmoid(b)))
+        z = self.conv(nn.functional.pad(xc, (1, 1)))  # [B, 2 * 2C', T, F + 1]
+        z = z.view(b, 2, 2 * self.cout, t, f + 1).permute(0, 2, 3, 4, 1)
+        z = z.reshape(b, 2 * self.cout, t, 2 * (f + 1))[..., : self.f_out]
+        a, g = z.chunk(2, dim=1)
+        y = self.act(self.norm(a * torch.sigmoid(g)))
         return y, xc[:, :, -(self.kt - 1) :]
 
 
@@ -191,9 +197,7 @@ class GCRN(nn.Module):
             for i in reversed(range(len(cfg.channels))):
                 cin = 2 * ch[i + 1]
                 cout = ch[i] if i > 0 else 1
-                # output_padding restores odd/even sizes: (f_in - 1) * 2 + 3 (+1) = fs[i]
-                out_pad = fs[i] - ((fs[i + 1] - 1) * 2 + cfg.kernel[1])
-                layers.append(CausalGatedDeconv(cin, cout, cfg.kernel, out_pad, last=(i == 0)))
+                layers.append(CausalGatedUpconv(cin, cout, cfg.kernel, fs[i], last=(i == 0)))
             self.decoders.append(layers)
         self.heads = nn.ModuleList(nn.Linear(fs[0], fs[0]) for _ in range(2))
         self.distill = nn.Linear(d, cfg.ssl_dim) if cfg.distill_head and cfg.ssl_dim else None

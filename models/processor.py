@@ -424,3 +424,21 @@ def load_processor(
     model, meta = load_checkpoint(spec)
     name = spec if "/" not in spec and not spec.endswith(".safetensors") else Path(spec).stem
     return GCRNProcessor(model, name=name, backend=backend, meta=meta)
+
+
+def enhance_array(proc: Processor, x: np.ndarray, sr: int) -> np.ndarray:
+    """Run a whole mono signal at rate ``sr`` through ``proc``'s streaming path and return the
+    result at ``sr``, same length, time-aligned with the input (latency compensated)."""
+    from dsp.resample import resample
+
+    x = np.asarray(x, np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"enhance_array takes mono audio, got shape {x.shape}")
+    xr = resample(x, sr, proc.sample_rate)
+    n = len(xr)
+    y = proc.process(np.concatenate([xr, np.zeros(proc.latency_samples + proc.hop, np.float32)]))
+    y = y[proc.latency_samples : proc.latency_samples + n]
+    y = resample(y, proc.sample_rate, sr)
+    if len(y) < len(x):
+        y = np.concatenate([y, np.zeros(len(x) - len(y), np.float32)])
+    return y[: len(x)]

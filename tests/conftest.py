@@ -1,0 +1,37 @@
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def speechlike(seconds: float, sr: int = 16000, seed: int = 0, f0: float = 130.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f = f0 * (1 + 0.2 * np.sin(2 * np.pi * rng.uniform(0.2, 0.8) * t))
+    ph = 2 * np.pi * np.cumsum(f) / sr
+    x = sum(np.sin(k * ph) / k for k in range(1, 25))
+    env = np.clip(np.sin(2 * np.pi * rng.uniform(2, 5) * t + rng.uniform(0, 6)) + 0.4, 0, None)
+    return (0.1 * x * env + 0.002 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def dns_tree(tmp_path_factory):
+    """A miniature DNS Challenge layout: clean/ and noise/ folders, nested, several rates."""
+    root = tmp_path_factory.mktemp("dns")
+    for i in range(12):
+        sub = root / "clean" / f"reader_{i % 3}"
+        sub.mkdir(parents=True, exist_ok=True)
+        sr = 16000 if i % 4 else 48000
+        sf.write(sub / f"utt{i}.wav", speechlike(3.0, sr, seed=i, f0=100 + 15 * i), sr)
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        sub = root / "noise" / ("stationary" if i % 2 else "babble")
+        sub.mkdir(parents=True, exist_ok=True)
+        x = rng.standard_normal(16000 * 4) * (0.1 + 0.05 * i)
+        if i % 2 == 0:
+            x *= np.sin(np.arange(len(x)) / 800.0) ** 2
+        sf.write(sub / f"n{i}.flac", x.astype(np.float32), 16000)
+    return root

@@ -1,0 +1,57 @@
+"""``hushlab eval``: score processors on the stored test mixtures (PESQ, STOI, eSTOI, SI-SDR,
+optionally DNSMOS), per input SNR, with 95 % confidence intervals; Markdown, CSV and JSON out."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("processors", nargs="*", default=["noisy", "baseline"],
+                   help="noisy, bypass, rnnoise, deepfilternet3, shipped model names or "
+                        "checkpoint paths (default: noisy baseline)")
+    p.add_argument("--peers", action="store_true", help="add every installed peer")
+    p.add_argument("--corpus", default="", help="corpus folder (default: the bundled corpus)")
+    p.add_argument("--clean-dir", default="", help="use a folder of clean speech instead")
+    p.add_argument("--noise-dir", default="", help="... with a folder of noise")
+    p.add_argument("--split", default="test", choices=["test", "valid"])
+    p.add_argument("-n", "--mixtures", type=int, default=500,
+                   help="speech/noise pairs, each scored at every SNR (default 500)")
+    p.add_argument("--snrs", default="-5,0,5", help="input SNRs in dB (default -5,0,5)")
+    p.add_argument("--limit", type=int, default=0, help="score only the first N pairs")
+    p.add_argument("--dnsmos", action="store_true", help="also DNSMOS (needs the metrics extra)")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--out", default="runs/eval", help="report folder (default runs/eval)")
+
+
+def run(args) -> int:
+    from dsp.errors import UserError
+    from models.processor import available_peers, load_processor
+    from training.data import DataConfig, load_or_make_mixtures
+    from training.evaluate import evaluate, markdown_table, write_reports
+
+    specs = list(dict.fromkeys(args.processors + (available_peers() if args.peers else [])))
+    for s in specs:  # fail fast, before any audio is rendered
+        if s != "noisy":
+            load_processor(s, backend=args.backend)
+    try:
+        snrs = tuple(float(s) for s in args.snrs.split(","))
+    except ValueError:
+        raise UserError(f"--snrs must be numbers separated by commas, got '{args.snrs}'") from None
+    cfg = DataConfig(corpus=args.corpus, clean_dir=args.clean_dir, noise_dir=args.noise_dir)
+    mixes, root = load_or_make_mixtures(cfg, args.split, args.mixtures, snrs)
+    if args.limit:
+        keep = {m["id"].split("_")[0] for m in mixes[: args.limit * len(snrs)]}
+        mixes = [m for m in mixes if m["id"].split("_")[0] in keep]
+    t0 = time.time()
+    rows = evaluate(specs, mixes, root, backend=args.backend, workers=args.workers,
+                    dnsmos=args.dnsmos)
+    meta = {"processors": specs, "split": args.split, "pairs": len(mixes) // len(snrs),
+            "snrs": list(snrs), "corpus": str(root), "seconds": round(time.time() - t0, 1)}
+    summary = write_reports(rows, Path(args.out), specs, meta)
+    print(markdown_table(summary, specs))
+    print(f"reports: {args.out}/summary.md, scores.csv, summary.json")
+    return 0

@@ -1,0 +1,274 @@
+"""Datasets: on-the-fly training mixtures and fixed, seeded evaluation mixtures.
+
+Sources: the bundled corpus (``manifest.jsonl``), the DNS Challenge layout (a clean speech folder
+and a noise folder, any depth), or any two folders of audio. Training examples are random crops of
+clean speech mixed with one or two noises at an SNR drawn from a range (default [-5, 5] dB, the
+paper's), at a random level, with optional room reverberation, band limiting and clipping; the
+same gain is always applied to the clean reference. An example is a pure function of
+(seed, index), so runs are reproducible whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.signal as ss
+import soundfile as sf
+import torch
+
+from dsp.audio_io import AudioError, find_audio_files, load_audio
+from dsp.errors import UserError
+from dsp.mixing import fit_length, mix_at_snr, rms_dbfs
+
+log = logging.getLogger(__name__)
+SR = 16000
+
+
+@dataclass
+class DataConfig:
+    corpus: str = ""  # bundled corpus folder ("" = default cache location)
+    clean_dir: str = ""  # DNS layout / any folder of clean speech (overrides corpus)
+    noise_dir: str = ""
+    seconds: float = 4.0
+    snr_min: float = -5.0
+    snr_max: float = 5.0
+    level_min: float = -45.0  # dBFS (RMS of the mixture)
+    level_max: float = -5.0
+    p_reverb: float = 0.25
+    p_two_noises: float = 0.2
+    p_bandlimit: float = 0.15
+    p_clip: float = 0.05
+    valid_fraction: float = 0.05  # for folder sources without splits
+    max_files: int = 0  # 0 = all (tests use a few)
+
+
+def _split_by_hash(path: str, valid_fraction: float) -> str:
+    h = int(hashlib.sha1(path.encode()).hexdigest()[:8], 16) / 2**32
+    return "valid" if h < valid_fraction else "train"
+
+
+def list_sources(cfg: DataConfig, split: str) -> tuple[list[Path], list[Path]]:
+    """(speech files, noise files) of one split."""
+    if cfg.clean_dir or cfg.noise_dir:
+        if not (cfg.clean_dir and cfg.noise_dir):
+            raise UserError("give both a clean speech folder and a noise folder")
+        speech = find_audio_files(cfg.clean_dir)
+        noise = find_audio_files(cfg.noise_dir)
+        for name, files, d in (("clean speech", speech, cfg.clean_dir),
+                               ("noise", noise, cfg.noise_dir)):
+            if not files:
+                raise UserError(f"{d}: no audio files found for {name}")
+        if split == "test":
+            split = "valid"
+        speech = [p for p in speech if _split_by_hash(str(p), cfg.valid_fraction) == split]
+        noise = [p for p in noise if _split_by_hash(str(p), cfg.valid_fraction) == split]
+    else:
+        from training.corpus import default_corpus_dir, load_manifest
+
+        root = Path(cfg.corpus) if cfg.corpus else default_corpus_dir()
+        rows = load_manifest(root)
+        speech = [root / r["path"] for r in rows if r["kind"] == "speech" and r["split"] == split]
+        noise = [root / r["path"] for r in rows if r["kind"] == "noise" and r["split"] == split]
+    if cfg.max_files:
+        speech, noise = speech[: cfg.max_files], noise[: cfg.max_files]
+    if not speech or not noise:
+        raise UserError(f"split '{split}' has {len(speech)} speech and {len(noise)} noise files")
+    return speech, noise
+
+
+class AudioPool:
+    """Audio files held in memory as int16 (6 h of 16 kHz speech is about 700 MB)."""
+
+    def __init__(self, paths: list[Path], min_seconds: float = 0.3):
+        self.paths, self.data = [], []
+        skipped = 0
+        for p in paths:
+            try:
+                if p.suffix.lower() == ".flac" or p.suffix.lower() == ".wav":
+                    x, rate = sf.read(str(p), dtype="int16")
+                    if x.ndim == 2:
+                        x = x.mean(axis=1).astype(np.int16)
+                    if rate != SR:
+                        y, _ = load_audio(p, SR)
+                        x = (np.clip(y, -1, 1) * 32767).astype(np.int16)
+                else:
+                    y, _ = load_audio(p, SR)
+                    x = (np.clip(y, -1, 1) * 32767).astype(np.int16)
+            except (AudioError, RuntimeError, sf.LibsndfileError) as exc:
+                log.warning("skipping %s: %s", p, exc)
+                skipped += 1
+                continue
+            if len(x) < min_seconds * SR or not np.any(x):
+                skipped += 1
+                continue
+            self.paths.append(p)
+            self.data.append(x)
+        if not self.data:
+            raise UserError(f"no usable audio among {len(paths)} files")
+        if skipped:
+            log.info("skipped %d unusable files", skipped)
+
+    def __len__(self):
+        return len(self.data)
+
+    def get(self, i: int) -> np.ndarray:
+        return self.data[i].astype(np.float32) / 32768.0
+
+
+def synthetic_rir(rng: np.random.Generator, sr: int = SR) -> np.ndarray:
+    """A simple room impulse response: direct path, sparse early reflections, exponential tail."""
+    rt60 = rng.uniform(0.15, 0.8)
+    n = int(sr * min(1.2, rt60 * 1.2))
+    t = np.arange(n) / sr
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    tail = ss.sosfilt(ss.butter(2, rng.uniform(3000, 7500), "low", fs=sr, output="sos"), tail)
+    h = tail * rng.uniform(0.2, 0.6)
+    h[0] = 1.0
+    for _ in range(6):
+        k = int(rng.uniform(0.002, 0.03) * sr)
+        h[k] += rng.uniform(-0.6, 0.6)
+    return (h / np.sqrt(np.sum(h**2))).astype(np.float32)
+
+
+def make_example(speech: AudioPool, noise: AudioPool, cfg: DataConfig,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One training mixture -> (noisy, clean), float32 [seconds * SR]."""
+    n = int(cfg.seconds * SR)
+    s = speech.get(int(rng.integers(len(speech))))
+    if len(s) >= n:
+        start = int(rng.integers(0, len(s) - n + 1))
+        s = s[start : start + n]
+    else:
+        pad = n - len(s)
+        left = int(rng.integers(0, pad + 1))
+        s = np.pad(s, (left, pad - left))
+    if rng.random() < cfg.p_reverb:
+        s = ss.fftconvolve(s, synthetic_rir(rng))[:n].astype(np.float32)
+    if rms_dbfs(s) < -70:  # a crop of near-silence: take the whole utterance start instead
+        s = fit_length(speech.get(int(rng.integers(len(speech)))), n)
+    v = fit_length(noise.get(int(rng.integers(len(noise)))), n, rng)
+    if rng.random() < cfg.p_two_noises:
+        v2 = fit_length(noise.get(int(rng.integers(len(noise)))), n, rng)
+        g = 10 ** (rng.uniform(-10, 5) / 20) * np.sqrt(np.mean(v**2) / (np.mean(v2**2) + 1e-12))
+        v = v + g * v2
+    if np.mean(v.astype(np.float64) ** 2) < 1e-12:
+        v = rng.standard_normal(n).astype(np.float32) * 0.01
+    snr = rng.uniform(cfg.snr_min, cfg.snr_max)
+    level = rng.uniform(cfg.level_min, cfg.level_max)
+    noisy, clean, _ = mix_at_snr(s, v, snr, level_dbfs=level)
+    if rng.random() < cfg.p_bandlimit:
+        sos = ss.butter(8, rng.uniform(4000, 7800), "low", fs=SR, output="sos")
+        noisy = ss.sosfilt(sos, noisy).astype(np.float32)
+        clean = ss.sosfilt(sos, clean).astype(np.float32)
+    if rng.random() < cfg.p_clip:
+        peak = float(np.max(np.abs(noisy)))
+        thr = peak * rng.uniform(0.3, 0.8)
+        noisy = np.clip(noisy, -thr, thr)
+    return noisy.astype(np.float32), clean.astype(np.float32)
+
+
+class TrainMixtures(torch.utils.data.Dataset):
+    """Map-style: item i of epoch e is fixed by (seed, e, i); ``len`` is examples per epoch."""
+
+    def __init__(self, cfg: DataConfig, length: int, seed: int = 0, split: str = "train",
+                 rank: int = 0):
+        speech, noise = list_sources(cfg, split)
+        self.speech = AudioPool(speech)
+        self.noise = AudioPool(noise)
+        self.cfg, self.length, self.seed, self.rank = cfg, length, seed, rank
+        self.epoch = 0
+
+    def __len__(self):
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng([self.seed, self.rank, self.epoch, i])
+        noisy, clean = make_example(self.speech, self.noise, self.cfg, rng)
+        return torch.from_numpy(noisy), torch.from_numpy(clean)
+
+
+# -- fixed evaluation mixtures -----------------------------------------------------------------
+
+
+@dataclass
+class MixSpec:
+    speech: str  # path relative to the corpus root (or absolute)
+    noise: str
+    noise_offset: int
+    snr: float
+    level: float
+    n_samples: int
+    id: str
+
+
+def make_mixture_list(cfg: DataConfig, split: str, n: int, snrs=(-5.0, 0.0, 5.0), seed: int = 7,
+                      max_seconds: float = 10.0) -> list[dict]:
+    """``n`` (speech, noise) pairs, each at every SNR in ``snrs``; levels from -35 to -15 dBFS."""
+    speech, noise = list_sources(cfg, split)
+    root = Path(cfg.corpus) if cfg.corpus and not cfg.clean_dir else None
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(speech))
+    out = []
+    for k in range(n):
+        sp = speech[int(order[k % len(speech)])]
+        nz = noise[int(rng.integers(len(noise)))]
+        n_s = min(sf.info(str(sp)).frames, int(max_seconds * SR))
+        n_n = sf.info(str(nz)).frames
+        off = int(rng.integers(0, max(1, n_n - n_s)))
+        level = float(rng.uniform(-35, -15))
+        for snr in snrs:
+            out.append(asdict(MixSpec(
+                speech=str(sp.relative_to(root)) if root else str(sp),
+                noise=str(nz.relative_to(root)) if root else str(nz),
+                noise_offset=off, snr=float(snr), level=level, n_samples=int(n_s),
+                id=f"{split}{k:04d}_snr{snr:+.0f}")))
+    return out
+
+
+def render_mixture(spec: dict, root: str | os.PathLike | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """-> (noisy, clean) float32 at 16 kHz; the same audio every time."""
+    base = Path(root) if root else Path("/")
+    s, _ = load_audio(base / spec["speech"], SR)
+    s = s[: spec["n_samples"]]
+    v, _ = load_audio(base / spec["noise"], SR)
+    v = v[spec["noise_offset"] :] if spec["noise_offset"] < len(v) else v
+    v = fit_length(v, len(s))
+    noisy, clean, _ = mix_at_snr(s, v, spec["snr"], level_dbfs=spec["level"])
+    return noisy, clean
+
+
+def mixture_list_path(corpus_root: Path, split: str) -> Path:
+    return Path(corpus_root) / "mixtures" / f"{split}.json"
+
+
+def load_or_make_mixtures(cfg: DataConfig, split: str, n: int, snrs=(-5.0, 0.0, 5.0),
+                          ) -> tuple[list[dict], Path | None]:
+    """The stored mixture list of a corpus split (made once, then reused), and its audio root."""
+    from training.corpus import default_corpus_dir
+
+    if cfg.clean_dir:
+        return make_mixture_list(cfg, split, n, snrs), None
+    root = Path(cfg.corpus) if cfg.corpus else default_corpus_dir()
+    cfg = DataConfig(**{**asdict(cfg), "corpus": str(root)})
+    path = mixture_list_path(root, split)
+    key = {"n": n, "snrs": list(snrs)}
+    if path.exists():
+        stored = json.loads(path.read_text())
+        if stored.get("key") == key:
+            return stored["mixtures"], root
+    mixes = make_mixture_list(cfg, split, n, snrs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "mixtures": mixes}))
+    os.replace(tmp, path)
+    return mixes, root

@@ -1,0 +1,130 @@
+"""Scoring processors on the stored test mixtures, the way the paper does (PESQ, STOI, SI-SDR at
+-5 dB, plus 0 and +5 dB), through each processor's streaming path, latency compensated.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from dsp.metrics import score
+
+METRIC_KEYS = ("pesq", "stoi", "estoi", "si_sdr", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
+LABELS = {"pesq": "PESQ-WB", "stoi": "STOI", "estoi": "eSTOI", "si_sdr": "SI-SDR (dB)",
+          "dnsmos_ovrl": "DNSMOS OVRL", "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK"}
+
+_WORKER = {}
+
+
+def _init_worker(specs, backend, root, metrics):
+    import torch
+
+    from models.processor import load_processor
+
+    torch.set_num_threads(1)
+    _WORKER["procs"] = {s: (None if s == "noisy" else load_processor(s, backend=backend))
+                        for s in specs}
+    _WORKER["root"] = root
+    _WORKER["metrics"] = metrics
+
+
+def _score_one(mix: dict) -> list[dict]:
+    from models.processor import enhance_array
+    from training.data import render_mixture
+
+    noisy, clean = render_mixture(mix, _WORKER["root"])
+    rows = []
+    for name, proc in _WORKER["procs"].items():
+        est = noisy if proc is None else enhance_array(proc, noisy, 16000)
+        res = score(clean, est, 16000, delay=0, max_lag=32, metrics=_WORKER["metrics"])
+        row = {"processor": name, "id": mix["id"], "snr": mix["snr"], **res.values}
+        if res.reasons:
+            row["reasons"] = "; ".join(f"{k}: {v}" for k, v in res.reasons.items())
+        rows.append(row)
+    return rows
+
+
+def evaluate(specs: list[str], mixes: list[dict], root, backend: str = "auto",
+             workers: int = 1, dnsmos: bool = False, progress: bool = True) -> list[dict]:
+    """Per-mixture rows for every processor spec ('noisy' = the unprocessed input)."""
+    from tqdm import tqdm
+
+    metrics = ("pesq", "stoi", "estoi", "si_sdr") + (("dnsmos",) if dnsmos else ())
+    rows: list[dict] = []
+    init = (specs, backend, str(root) if root else None, metrics)
+    if workers <= 1:
+        _init_worker(*init)
+        it = map(_score_one, mixes)
+        for r in tqdm(it, total=len(mixes), desc="eval", unit="mix", disable=not progress,
+                      dynamic_ncols=True):
+            rows += r
+    else:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=init) as ex:
+            for r in tqdm(ex.map(_score_one, mixes, chunksize=4), total=len(mixes), desc="eval",
+                          unit="mix", disable=not progress, dynamic_ncols=True):
+                rows += r
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    """processor -> snr -> metric -> {mean, ci95, n}."""
+    groups = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        for k in METRIC_KEYS:
+            v = r.get(k)
+            if v is not None and not (isinstance(v, float) and math.isnan(v)):
+                groups[(r["processor"], r["snr"])][k].append(float(v))
+    out: dict = {}
+    for (proc, snr), d in groups.items():
+        for k, vals in d.items():
+            a = np.asarray(vals)
+            ci = 1.96 * a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else float("nan")
+            out.setdefault(proc, {}).setdefault(f"{snr:+.0f}", {})[k] = {
+                "mean": float(a.mean()), "ci95": float(ci), "n": int(len(a))}
+    return out
+
+
+def markdown_table(summary: dict, order: list[str]) -> str:
+    snrs = sorted({s for p in summary.values() for s in p}, key=float)
+    metrics = [k for k in METRIC_KEYS if any(k in summary[p][s] for p in summary
+                                             for s in summary[p])]
+    lines = []
+    for snr in snrs:
+        n = max((summary[p][snr][m]["n"] for p in summary if snr in summary[p]
+                 for m in summary[p][snr]), default=0)
+        lines += [f"**Input SNR {snr} dB** ({n} mixtures; mean ± 95 % CI)", "",
+                  "| processor | " + " | ".join(LABELS[m] for m in metrics) + " |",
+                  "|---|" + "---|" * len(metrics)]
+        for p in order:
+            if p not in summary or snr not in summary[p]:
+                continue
+            cells = []
+            for m in metrics:
+                v = summary[p][snr].get(m)
+                if v is None:
+                    cells.append("-")
+                else:
+                    prec = 2 if m == "si_sdr" else 3
+                    cells.append(f"{v['mean']:.{prec}f} ± {v['ci95']:.{prec}f}")
+            lines.append(f"| {p} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_reports(rows: list[dict], out: Path, order: list[str], meta: dict) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarise(rows)
+    keys = ["processor", "id", "snr", *METRIC_KEYS, "reasons"]
+    with open(out / "scores.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    (out / "summary.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))
+    (out / "summary.md").write_text(markdown_table(summary, order))
+    return summary

@@ -1,0 +1,294 @@
+"""One plain training loop (STYLE.md 9); each variant supplies only its loss hook.
+
+Resumable: ``<out>/last.pt`` (model, optimiser, scheduler, step, RNG) is written atomically every
+``ckpt_every`` steps and at each validation; starting the same command again continues from it.
+``<out>/best.safetensors`` is the best validated model as a Hushlab checkpoint; ``history.jsonl``
+holds one line per validation, ``train_log.csv`` the running training loss.
+Runs on CPU, on CUDA when present, and under ``torchrun`` (DistributedDataParallel, gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from dsp.errors import UserError
+from models.checkpoint import save_checkpoint
+from models.registry import build_model
+from training.data import DataConfig, TrainMixtures, load_or_make_mixtures, render_mixture
+from training.losses import make_hook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    name: str = "baseline"
+    variant: str = "baseline"
+    model: str = "gcrn"
+    model_config: dict = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    out: str = "runs/baseline"
+    seed: int = 0
+    batch_size: int = 8
+    steps: int = 20000
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    warmup_steps: int = 500
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 5.0
+    w_sisdr: float = 0.005
+    num_workers: int = 1
+    threads: int = 0  # torch intra-op threads (0 = leave default)
+    valid_every: int = 500
+    valid_mixtures: int = 40  # speech/noise pairs, each at -5, 0, +5 dB
+    valid_pesq: int = 24  # of those (at every SNR), how many also get PESQ
+    ckpt_every: int = 100
+    log_every: int = 25
+    progress: bool = True
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
+        path = Path(path)
+        if not path.exists():
+            raise UserError(f"{path}: no such config")
+        try:
+            d = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{path}: invalid TOML: {exc}") from None
+        for ov in overrides or []:
+            if "=" not in ov:
+                raise UserError(f"override '{ov}' is not KEY=VALUE")
+            key, val = ov.split("=", 1)
+            try:
+                parsed = tomllib.loads(f"v = {val}")["v"]
+            except tomllib.TOMLDecodeError:
+                parsed = val
+            node = d
+            parts = key.split(".")
+            for p in parts[:-1]:
+                node = node.setdefault(p, {})
+            node[parts[-1]] = parsed
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise UserError(f"unknown training config keys: {sorted(unknown)}")
+        data = d.pop("data", {})
+        dknown = {f.name for f in fields(DataConfig)}
+        if set(data) - dknown:
+            raise UserError(f"unknown data config keys: {sorted(set(data) - dknown)}")
+        return cls(data=DataConfig(**data), **d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    p = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return world, rank, local
+
+
+@torch.no_grad()
+def validate(model, cfg: TrainConfig, mixes: list[dict], root, hook) -> dict:
+    """Loss, SI-SDR on every validation mixture; PESQ on the first ``valid_pesq`` pairs."""
+    from dsp.metrics import pesq_wb, si_sdr
+    from dsp.stft import istft
+
+    was = model.training
+    model.eval()
+    losses, sisdr, sisdr_in, pesq = [], [], [], []
+    geom = model.config.geometry
+    pesq_ids = {m["id"].split("_")[0] for m in mixes[: cfg.valid_pesq * 3]}
+    for m in mixes:
+        noisy, clean = render_mixture(m, root)
+        nt, ct = torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]
+        loss, _ = hook.compute_loss(model, (nt, ct))
+        losses.append(loss.item())
+        from training.losses import spectra
+
+        x, _ = spectra(nt, ct, geom)
+        est = model(x)[0]
+        y = istft(torch.complex(est[0], est[1]), geom).numpy()
+        n = len(y)
+        sisdr.append(si_sdr(clean[:n], y))
+        sisdr_in.append(si_sdr(clean[:n], noisy[:n]))
+        if m["id"].split("_")[0] in pesq_ids:
+            try:
+                pesq.append(pesq_wb(clean[:n], y, 16000))
+            except Exception:
+                pass
+    model.train(was)
+    out = {"valid_loss": float(np.mean(losses)), "valid_si_sdr": float(np.mean(sisdr)),
+           "valid_si_sdr_in": float(np.mean(sisdr_in)),
+           "valid_pesq": float(np.mean(pesq)) if pesq else float("nan")}
+    out["score"] = out["valid_pesq"] + 0.1 * out["valid_si_sdr"]
+    return out
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train (or resume) according to ``cfg``; returns the output folder."""
+    world, rank, local = _dist_info()
+    distributed = world > 1
+    device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, cfg.model_config).to(device)
+    hook = make_hook(cfg.variant, w_sisdr=cfg.w_sisdr)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, best, epoch = 0, -math.inf, 0
+    last = out / "last.pt"
+    if last.exists():
+        st = torch.load(last, map_location=device, weights_only=False)
+        if st.get("config", {}).get("model_config") != cfg.model_config:
+            raise UserError(f"{last} was trained with another model config; use another --out")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optim"])
+        step, best, epoch = st["step"], st["best"], st["epoch"]
+        if rank == 0:
+            log.info("resuming %s at step %d", out, step)
+    if rank == 0:
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    train_model = model
+    if distributed:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local] if device.type == "cuda" else None)
+    steps_per_epoch = max(cfg.valid_every, 1)
+    ds = TrainMixtures(cfg.data, steps_per_epoch * cfg.batch_size, seed=cfg.seed, rank=rank)
+    valid = None
+    if rank == 0:
+        mixes, root = load_or_make_mixtures(cfg.data, "valid", cfg.valid_mixtures)
+        valid = (mixes, root)
+    history = out / "history.jsonl"
+    csv_path = out / "train_log.csv"
+    new_csv = not csv_path.exists()
+    csv_f = open(csv_path, "a", newline="") if rank == 0 else None
+    writer = csv.writer(csv_f) if csv_f else None
+    if writer and new_csv:
+        writer.writerow(["step", "lr", "loss", "si_sdr", "audio_s_per_s", "time"])
+    bar = None
+    if rank == 0 and cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc=cfg.name, unit="step", dynamic_ncols=True)
+    t_start = time.time()
+    run_t0 = time.time()
+    model.train()
+    audio_per_step = cfg.batch_size * cfg.data.seconds * world
+
+    def save_last():
+        _atomic_torch_save({"model": model.state_dict(), "optim": opt.state_dict(), "step": step,
+                            "best": best, "epoch": epoch, "config": cfg.to_dict()}, last)
+
+    while step < cfg.steps:
+        ds.set_epoch(epoch)
+        skip = step - epoch * steps_per_epoch  # resume mid-epoch without replaying batches
+        indices = list(range(max(0, skip) * cfg.batch_size, len(ds)))
+        sub = torch.utils.data.Subset(ds, indices)
+        loader = torch.utils.data.DataLoader(
+            sub, batch_size=cfg.batch_size, num_workers=cfg.num_workers, drop_last=True,
+            persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
+        for batch in loader:
+            if step >= cfg.steps:
+                break
+            batch = [b.to(device) for b in batch]
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg)
+            loss, logs = hook.compute_loss(train_model, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"loss became {loss.item()} at step {step}")
+            opt.step()
+            step += 1
+            if rank != 0:
+                continue
+            rate = audio_per_step / max(1e-9, (time.time() - t_start))
+            t_start = time.time()
+            if bar:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}", sisdr=f"{logs['si_sdr']:.1f}",
+                                audio_x=f"{rate:.0f}")
+            if step % cfg.log_every == 0:
+                writer.writerow([step, f"{lr_at(step, cfg):.3g}", f"{loss.item():.5f}",
+                                 f"{logs['si_sdr']:.2f}", f"{rate:.1f}", int(time.time())])
+                csv_f.flush()
+            if step % cfg.ckpt_every == 0:
+                save_last()
+            if step % cfg.valid_every == 0 or step == cfg.steps:
+                res = validate(model, cfg, valid[0], valid[1], hook)
+                res.update(step=step, lr=lr_at(step, cfg), wall_s=round(time.time() - run_t0, 1))
+                with open(history, "a") as f:
+                    f.write(json.dumps(res) + "\n")
+                if bar:
+                    bar.write(f"step {step}: valid loss {res['valid_loss']:.4f}, SI-SDR "
+                              f"{res['valid_si_sdr']:.2f} dB (input {res['valid_si_sdr_in']:.2f})"
+                              f", PESQ {res['valid_pesq']:.3f}")
+                if res["score"] > best:
+                    best = res["score"]
+                    save_checkpoint(out / "best.safetensors", model, train_config=cfg.to_dict(),
+                                    data=_data_description(cfg), metrics=res)
+                save_checkpoint(out / "latest.safetensors", model, train_config=cfg.to_dict(),
+                                data=_data_description(cfg), metrics=res)
+                save_last()
+        epoch += 1
+    if rank == 0:
+        save_last()
+        if bar:
+            bar.close()
+        csv_f.close()
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return out
+
+
+def _data_description(cfg: TrainConfig) -> dict:
+    d = asdict(cfg.data)
+    if not cfg.data.clean_dir:
+        from training.corpus import default_corpus_dir
+
+        root = Path(cfg.data.corpus) if cfg.data.corpus else default_corpus_dir()
+        summary = root / "summary.json"
+        if summary.exists():
+            s = json.loads(summary.read_text())
+            d["corpus_summary"] = {k: s[k] for k in ("total_speech_hours", "total_noise_hours",
+                                                    "voices") if k in s}
+    return d
