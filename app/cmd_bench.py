@@ -20,8 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="audio length (default 30 s)")
     p.add_argument("--backends", default="torch,onnx", help="GCRN backends to time")
     p.add_argument("--no-peers", action="store_true", help="skip RNNoise / DeepFilterNet3")
-    p.add_argument("--input", default="", help="an audio file to time on (default: a "
-                   "speech-like test signal)")
+    p.add_argument(
+        "--input", default="", help="an audio file to time on (default: a speech-like test signal)"
+    )
     p.add_argument("--json", default="", metavar="PATH", help="also write the results as JSON")
 
 
@@ -52,12 +53,17 @@ def time_processor(proc, x: np.ndarray) -> dict:
         _, state = proc.step(blk, state)
         times[i] = time.perf_counter() - t0
     hop_ms = 1000 * hop / proc.sample_rate
-    return {"name": proc.name, "backend": proc.backend,
-            "rtf": float(times.sum() / (n * hop / proc.sample_rate)),
-            "ms_per_hop_p50": float(np.percentile(times, 50) * 1000),
-            "ms_per_hop_p99": float(np.percentile(times, 99) * 1000), "hop_ms": hop_ms,
-            "params": int(proc.params), "megabytes": round(float(proc.megabytes), 2),
-            "latency_ms": round(proc.algorithmic_latency_ms, 2)}
+    return {
+        "name": proc.name,
+        "backend": proc.backend,
+        "rtf": float(times.sum() / (n * hop / proc.sample_rate)),
+        "ms_per_hop_p50": float(np.percentile(times, 50) * 1000),
+        "ms_per_hop_p99": float(np.percentile(times, 99) * 1000),
+        "hop_ms": hop_ms,
+        "params": int(proc.params),
+        "megabytes": round(float(proc.megabytes), 2),
+        "latency_ms": round(proc.algorithmic_latency_ms, 2),
+    }
 
 
 def machine() -> dict:
@@ -71,9 +77,14 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads_used": 1,
-            "python": platform.python_version(), "torch": torch.__version__,
-            "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads_used": 1,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
 
 
 def run(args) -> int:
@@ -81,8 +92,8 @@ def run(args) -> int:
 
     from dsp.audio_io import load_audio
     from dsp.resample import resample
-    from models.processor import PEERS, GCRNProcessor, ProcessorUnavailable
     from models.checkpoint import load_checkpoint
+    from models.processor import PEERS, GCRNProcessor, ProcessorUnavailable
 
     torch.set_num_threads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -104,15 +115,22 @@ def run(args) -> int:
                 continue
             results.append(time_processor(proc, resample(x16, 16000, proc.sample_rate)))
     print(f"{len(x16) / 16000:.0f} s of audio, one thread, {machine()['cpu']}")
-    print(f"| processor | backend | RTF | ms/hop p50 | ms/hop p99 | hop (ms) | params | MB "
-          f"| latency (ms) |")
+    print(
+        "| processor | backend | RTF | ms/hop p50 | ms/hop p99 | hop (ms) | params | MB "
+        "| latency (ms) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['name']} | {r['backend']} | {r['rtf']:.4f} | {r['ms_per_hop_p50']:.3f} | "
-              f"{r['ms_per_hop_p99']:.3f} | {r['hop_ms']:.0f} | {r['params'] / 1e6:.2f} M | "
-              f"{r['megabytes']:.1f} | {r['latency_ms']:.0f} |")
+        print(
+            f"| {r['name']} | {r['backend']} | {r['rtf']:.4f} | {r['ms_per_hop_p50']:.3f} | "
+            f"{r['ms_per_hop_p99']:.3f} | {r['hop_ms']:.0f} | {r['params'] / 1e6:.2f} M | "
+            f"{r['megabytes']:.1f} | {r['latency_ms']:.0f} |"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"processors": results, "machine": machine(),
-                       "audio_seconds": len(x16) / 16000}, f, indent=2)
+            json.dump(
+                {"processors": results, "machine": machine(), "audio_seconds": len(x16) / 16000},
+                f,
+                indent=2,
+            )
     return 0

@@ -14,8 +14,11 @@ from pathlib import Path
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="an audio file or a folder (searched recursively)")
     p.add_argument("output", help="output file, or folder when INPUT is a folder")
-    p.add_argument("--model", default="baseline",
-                   help="shipped model name, checkpoint path, bypass, rnnoise or deepfilternet3")
+    p.add_argument(
+        "--model",
+        default="baseline",
+        help="shipped model name, checkpoint path, bypass, rnnoise or deepfilternet3",
+    )
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
 
 

@@ -9,16 +9,25 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("processors", nargs="*", default=["noisy", "baseline"],
-                   help="noisy, bypass, rnnoise, deepfilternet3, shipped model names or "
-                        "checkpoint paths (default: noisy baseline)")
+    p.add_argument(
+        "processors",
+        nargs="*",
+        default=["noisy", "baseline"],
+        help="noisy, bypass, rnnoise, deepfilternet3, shipped model names or "
+        "checkpoint paths (default: noisy baseline)",
+    )
     p.add_argument("--peers", action="store_true", help="add every installed peer")
     p.add_argument("--corpus", default="", help="corpus folder (default: the bundled corpus)")
     p.add_argument("--clean-dir", default="", help="use a folder of clean speech instead")
     p.add_argument("--noise-dir", default="", help="... with a folder of noise")
     p.add_argument("--split", default="test", choices=["test", "valid"])
-    p.add_argument("-n", "--mixtures", type=int, default=500,
-                   help="speech/noise pairs, each scored at every SNR (default 500)")
+    p.add_argument(
+        "-n",
+        "--mixtures",
+        type=int,
+        default=500,
+        help="speech/noise pairs, each scored at every SNR (default 500)",
+    )
     p.add_argument("--snrs", default="-5,0,5", help="input SNRs in dB (default -5,0,5)")
     p.add_argument("--limit", type=int, default=0, help="score only the first N pairs")
     p.add_argument("--dnsmos", action="store_true", help="also DNSMOS (needs the metrics extra)")
@@ -47,10 +56,17 @@ def run(args) -> int:
         keep = {m["id"].split("_")[0] for m in mixes[: args.limit * len(snrs)]}
         mixes = [m for m in mixes if m["id"].split("_")[0] in keep]
     t0 = time.time()
-    rows = evaluate(specs, mixes, root, backend=args.backend, workers=args.workers,
-                    dnsmos=args.dnsmos)
-    meta = {"processors": specs, "split": args.split, "pairs": len(mixes) // len(snrs),
-            "snrs": list(snrs), "corpus": str(root), "seconds": round(time.time() - t0, 1)}
+    rows = evaluate(
+        specs, mixes, root, backend=args.backend, workers=args.workers, dnsmos=args.dnsmos
+    )
+    meta = {
+        "processors": specs,
+        "split": args.split,
+        "pairs": len(mixes) // len(snrs),
+        "snrs": list(snrs),
+        "corpus": str(root),
+        "seconds": round(time.time() - t0, 1),
+    }
     summary = write_reports(rows, Path(args.out), specs, meta)
     print(markdown_table(summary, specs))
     print(f"reports: {args.out}/summary.md, scores.csv, summary.json")

@@ -8,8 +8,12 @@ import argparse
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="TOML training config")
     p.add_argument("--out", default=None, help="output folder (overrides the config)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="config overrides, for example steps=1000 data.snr_min=-10")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides, for example steps=1000 data.snr_min=-10",
+    )
 
 
 def run(args) -> int:

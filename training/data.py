@@ -60,8 +60,10 @@ def list_sources(cfg: DataConfig, split: str) -> tuple[list[Path], list[Path]]:
             raise UserError("give both a clean speech folder and a noise folder")
         speech = find_audio_files(cfg.clean_dir)
         noise = find_audio_files(cfg.noise_dir)
-        for name, files, d in (("clean speech", speech, cfg.clean_dir),
-                               ("noise", noise, cfg.noise_dir)):
+        for name, files, d in (
+            ("clean speech", speech, cfg.clean_dir),
+            ("noise", noise, cfg.noise_dir),
+        ):
             if not files:
                 raise UserError(f"{d}: no audio files found for {name}")
         if split == "test":
@@ -136,8 +138,9 @@ def synthetic_rir(rng: np.random.Generator, sr: int = SR) -> np.ndarray:
     return (h / np.sqrt(np.sum(h**2))).astype(np.float32)
 
 
-def make_example(speech: AudioPool, noise: AudioPool, cfg: DataConfig,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def make_example(
+    speech: AudioPool, noise: AudioPool, cfg: DataConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """One training mixture -> (noisy, clean), float32 [seconds * SR]."""
     n = int(cfg.seconds * SR)
     s = speech.get(int(rng.integers(len(speech))))
@@ -176,8 +179,9 @@ def make_example(speech: AudioPool, noise: AudioPool, cfg: DataConfig,
 class TrainMixtures(torch.utils.data.Dataset):
     """Map-style: item i of epoch e is fixed by (seed, e, i); ``len`` is examples per epoch."""
 
-    def __init__(self, cfg: DataConfig, length: int, seed: int = 0, split: str = "train",
-                 rank: int = 0):
+    def __init__(
+        self, cfg: DataConfig, length: int, seed: int = 0, split: str = "train", rank: int = 0
+    ):
         speech, noise = list_sources(cfg, split)
         self.speech = AudioPool(speech)
         self.noise = AudioPool(noise)
@@ -210,8 +214,14 @@ class MixSpec:
     id: str
 
 
-def make_mixture_list(cfg: DataConfig, split: str, n: int, snrs=(-5.0, 0.0, 5.0), seed: int = 7,
-                      max_seconds: float = 10.0) -> list[dict]:
+def make_mixture_list(
+    cfg: DataConfig,
+    split: str,
+    n: int,
+    snrs=(-5.0, 0.0, 5.0),
+    seed: int = 7,
+    max_seconds: float = 10.0,
+) -> list[dict]:
     """``n`` (speech, noise) pairs, each at every SNR in ``snrs``; levels from -35 to -15 dBFS."""
     speech, noise = list_sources(cfg, split)
     root = Path(cfg.corpus) if cfg.corpus and not cfg.clean_dir else None
@@ -226,16 +236,26 @@ def make_mixture_list(cfg: DataConfig, split: str, n: int, snrs=(-5.0, 0.0, 5.0)
         off = int(rng.integers(0, max(1, n_n - n_s)))
         level = float(rng.uniform(-35, -15))
         for snr in snrs:
-            out.append(asdict(MixSpec(
-                speech=str(sp.relative_to(root)) if root else str(sp),
-                noise=str(nz.relative_to(root)) if root else str(nz),
-                noise_offset=off, snr=float(snr), level=level, n_samples=int(n_s),
-                id=f"{split}{k:04d}_snr{snr:+.0f}")))
+            out.append(
+                asdict(
+                    MixSpec(
+                        speech=str(sp.relative_to(root)) if root else str(sp),
+                        noise=str(nz.relative_to(root)) if root else str(nz),
+                        noise_offset=off,
+                        snr=float(snr),
+                        level=level,
+                        n_samples=int(n_s),
+                        id=f"{split}{k:04d}_snr{snr:+.0f}",
+                    )
+                )
+            )
     return out
 
 
-def render_mixture(spec: dict, root: str | os.PathLike | None = None,
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def render_mixture(
+    spec: dict,
+    root: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """-> (noisy, clean) float32 at 16 kHz; the same audio every time."""
     base = Path(root) if root else Path("/")
     s, _ = load_audio(base / spec["speech"], SR)
@@ -251,8 +271,12 @@ def mixture_list_path(corpus_root: Path, split: str) -> Path:
     return Path(corpus_root) / "mixtures" / f"{split}.json"
 
 
-def load_or_make_mixtures(cfg: DataConfig, split: str, n: int, snrs=(-5.0, 0.0, 5.0),
-                          ) -> tuple[list[dict], Path | None]:
+def load_or_make_mixtures(
+    cfg: DataConfig,
+    split: str,
+    n: int,
+    snrs=(-5.0, 0.0, 5.0),
+) -> tuple[list[dict], Path | None]:
     """The stored mixture list of a corpus split (made once, then reused), and its audio root."""
     from training.corpus import default_corpus_dir
 

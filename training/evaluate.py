@@ -16,8 +16,15 @@ import numpy as np
 from dsp.metrics import score
 
 METRIC_KEYS = ("pesq", "stoi", "estoi", "si_sdr", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
-LABELS = {"pesq": "PESQ-WB", "stoi": "STOI", "estoi": "eSTOI", "si_sdr": "SI-SDR (dB)",
-          "dnsmos_ovrl": "DNSMOS OVRL", "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK"}
+LABELS = {
+    "pesq": "PESQ-WB",
+    "stoi": "STOI",
+    "estoi": "eSTOI",
+    "si_sdr": "SI-SDR (dB)",
+    "dnsmos_ovrl": "DNSMOS OVRL",
+    "dnsmos_sig": "DNSMOS SIG",
+    "dnsmos_bak": "DNSMOS BAK",
+}
 
 _WORKER = {}
 
@@ -28,8 +35,9 @@ def _init_worker(specs, backend, root, metrics):
     from models.processor import load_processor
 
     torch.set_num_threads(1)
-    _WORKER["procs"] = {s: (None if s == "noisy" else load_processor(s, backend=backend))
-                        for s in specs}
+    _WORKER["procs"] = {
+        s: (None if s == "noisy" else load_processor(s, backend=backend)) for s in specs
+    }
     _WORKER["root"] = root
     _WORKER["metrics"] = metrics
 
@@ -50,8 +58,15 @@ def _score_one(mix: dict) -> list[dict]:
     return rows
 
 
-def evaluate(specs: list[str], mixes: list[dict], root, backend: str = "auto",
-             workers: int = 1, dnsmos: bool = False, progress: bool = True) -> list[dict]:
+def evaluate(
+    specs: list[str],
+    mixes: list[dict],
+    root,
+    backend: str = "auto",
+    workers: int = 1,
+    dnsmos: bool = False,
+    progress: bool = True,
+) -> list[dict]:
     """Per-mixture rows for every processor spec ('noisy' = the unprocessed input)."""
     from tqdm import tqdm
 
@@ -61,13 +76,20 @@ def evaluate(specs: list[str], mixes: list[dict], root, backend: str = "auto",
     if workers <= 1:
         _init_worker(*init)
         it = map(_score_one, mixes)
-        for r in tqdm(it, total=len(mixes), desc="eval", unit="mix", disable=not progress,
-                      dynamic_ncols=True):
+        for r in tqdm(
+            it, total=len(mixes), desc="eval", unit="mix", disable=not progress, dynamic_ncols=True
+        ):
             rows += r
     else:
         with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=init) as ex:
-            for r in tqdm(ex.map(_score_one, mixes, chunksize=4), total=len(mixes), desc="eval",
-                          unit="mix", disable=not progress, dynamic_ncols=True):
+            for r in tqdm(
+                ex.map(_score_one, mixes, chunksize=4),
+                total=len(mixes),
+                desc="eval",
+                unit="mix",
+                disable=not progress,
+                dynamic_ncols=True,
+            ):
                 rows += r
     return rows
 
@@ -86,21 +108,35 @@ def summarise(rows: list[dict]) -> dict:
             a = np.asarray(vals)
             ci = 1.96 * a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else float("nan")
             out.setdefault(proc, {}).setdefault(f"{snr:+.0f}", {})[k] = {
-                "mean": float(a.mean()), "ci95": float(ci), "n": int(len(a))}
+                "mean": float(a.mean()),
+                "ci95": float(ci),
+                "n": int(len(a)),
+            }
     return out
 
 
 def markdown_table(summary: dict, order: list[str]) -> str:
     snrs = sorted({s for p in summary.values() for s in p}, key=float)
-    metrics = [k for k in METRIC_KEYS if any(k in summary[p][s] for p in summary
-                                             for s in summary[p])]
+    metrics = [
+        k for k in METRIC_KEYS if any(k in summary[p][s] for p in summary for s in summary[p])
+    ]
     lines = []
     for snr in snrs:
-        n = max((summary[p][snr][m]["n"] for p in summary if snr in summary[p]
-                 for m in summary[p][snr]), default=0)
-        lines += [f"**Input SNR {snr} dB** ({n} mixtures; mean ± 95 % CI)", "",
-                  "| processor | " + " | ".join(LABELS[m] for m in metrics) + " |",
-                  "|---|" + "---|" * len(metrics)]
+        n = max(
+            (
+                summary[p][snr][m]["n"]
+                for p in summary
+                if snr in summary[p]
+                for m in summary[p][snr]
+            ),
+            default=0,
+        )
+        lines += [
+            f"**Input SNR {snr} dB** ({n} mixtures; mean ± 95 % CI)",
+            "",
+            "| processor | " + " | ".join(LABELS[m] for m in metrics) + " |",
+            "|---|" + "---|" * len(metrics),
+        ]
         for p in order:
             if p not in summary or snr not in summary[p]:
                 continue

@@ -36,12 +36,23 @@ def spectra(noisy: torch.Tensor, clean: torch.Tensor, geom: StftGeometry):
     return torch.stack([ns.real, ns.imag], 1), torch.stack([cs.real, cs.imag], 1)
 
 
-def enhancement_loss(est_ri: torch.Tensor, clean_ri: torch.Tensor, clean_wav: torch.Tensor,
-                     geom: StftGeometry, w_sisdr: float = 0.005, c: float = 0.3):
+def enhancement_loss(
+    est_ri: torch.Tensor,
+    clean_ri: torch.Tensor,
+    clean_wav: torch.Tensor,
+    geom: StftGeometry,
+    w_sisdr: float = 0.005,
+    c: float = 0.3,
+):
     e, t = compress_ri(est_ri, c), compress_ri(clean_ri, c)
     l_cplx = torch.mean((e - t) ** 2)
-    l_mag = torch.mean((torch.sqrt(e[:, 0] ** 2 + e[:, 1] ** 2 + 1e-10)
-                        - torch.sqrt(t[:, 0] ** 2 + t[:, 1] ** 2 + 1e-10)) ** 2)
+    l_mag = torch.mean(
+        (
+            torch.sqrt(e[:, 0] ** 2 + e[:, 1] ** 2 + 1e-10)
+            - torch.sqrt(t[:, 0] ** 2 + t[:, 1] ** 2 + 1e-10)
+        )
+        ** 2
+    )
     est_wav = istft(torch.complex(est_ri[:, 0], est_ri[:, 1]), geom)
     n = est_wav.shape[-1]
     l_sisdr = neg_si_sdr(est_wav, clean_wav[..., :n])

@@ -15,11 +15,11 @@ import logging
 import math
 import os
 import time
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+import tomllib
 import torch
 import torch.distributed as dist
 
@@ -150,9 +150,12 @@ def validate(model, cfg: TrainConfig, mixes: list[dict], root, hook) -> dict:
             except Exception:
                 pass
     model.train(was)
-    out = {"valid_loss": float(np.mean(losses)), "valid_si_sdr": float(np.mean(sisdr)),
-           "valid_si_sdr_in": float(np.mean(sisdr_in)),
-           "valid_pesq": float(np.mean(pesq)) if pesq else float("nan")}
+    out = {
+        "valid_loss": float(np.mean(losses)),
+        "valid_si_sdr": float(np.mean(sisdr)),
+        "valid_si_sdr_in": float(np.mean(sisdr_in)),
+        "valid_pesq": float(np.mean(pesq)) if pesq else float("nan"),
+    }
     out["score"] = out["valid_pesq"] + 0.1 * out["valid_si_sdr"]
     return out
 
@@ -188,7 +191,8 @@ def train(cfg: TrainConfig) -> Path:
     train_model = model
     if distributed:
         train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[local] if device.type == "cuda" else None)
+            model, device_ids=[local] if device.type == "cuda" else None
+        )
     steps_per_epoch = max(cfg.valid_every, 1)
     ds = TrainMixtures(cfg.data, steps_per_epoch * cfg.batch_size, seed=cfg.seed, rank=rank)
     valid = None
@@ -213,8 +217,17 @@ def train(cfg: TrainConfig) -> Path:
     audio_per_step = cfg.batch_size * cfg.data.seconds * world
 
     def save_last():
-        _atomic_torch_save({"model": model.state_dict(), "optim": opt.state_dict(), "step": step,
-                            "best": best, "epoch": epoch, "config": cfg.to_dict()}, last)
+        _atomic_torch_save(
+            {
+                "model": model.state_dict(),
+                "optim": opt.state_dict(),
+                "step": step,
+                "best": best,
+                "epoch": epoch,
+                "config": cfg.to_dict(),
+            },
+            last,
+        )
 
     while step < cfg.steps:
         ds.set_epoch(epoch)
@@ -222,8 +235,13 @@ def train(cfg: TrainConfig) -> Path:
         indices = list(range(max(0, skip) * cfg.batch_size, len(ds)))
         sub = torch.utils.data.Subset(ds, indices)
         loader = torch.utils.data.DataLoader(
-            sub, batch_size=cfg.batch_size, num_workers=cfg.num_workers, drop_last=True,
-            persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
+            sub,
+            batch_size=cfg.batch_size,
+            num_workers=cfg.num_workers,
+            drop_last=True,
+            persistent_workers=False,
+            prefetch_factor=4 if cfg.num_workers else None,
+        )
         for batch in loader:
             if step >= cfg.steps:
                 break
@@ -244,11 +262,20 @@ def train(cfg: TrainConfig) -> Path:
             t_start = time.time()
             if bar:
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}", sisdr=f"{logs['si_sdr']:.1f}",
-                                audio_x=f"{rate:.0f}")
+                bar.set_postfix(
+                    loss=f"{loss.item():.4f}", sisdr=f"{logs['si_sdr']:.1f}", audio_x=f"{rate:.0f}"
+                )
             if step % cfg.log_every == 0:
-                writer.writerow([step, f"{lr_at(step, cfg):.3g}", f"{loss.item():.5f}",
-                                 f"{logs['si_sdr']:.2f}", f"{rate:.1f}", int(time.time())])
+                writer.writerow(
+                    [
+                        step,
+                        f"{lr_at(step, cfg):.3g}",
+                        f"{loss.item():.5f}",
+                        f"{logs['si_sdr']:.2f}",
+                        f"{rate:.1f}",
+                        int(time.time()),
+                    ]
+                )
                 csv_f.flush()
             if step % cfg.ckpt_every == 0:
                 save_last()
@@ -258,15 +285,27 @@ def train(cfg: TrainConfig) -> Path:
                 with open(history, "a") as f:
                     f.write(json.dumps(res) + "\n")
                 if bar:
-                    bar.write(f"step {step}: valid loss {res['valid_loss']:.4f}, SI-SDR "
-                              f"{res['valid_si_sdr']:.2f} dB (input {res['valid_si_sdr_in']:.2f})"
-                              f", PESQ {res['valid_pesq']:.3f}")
+                    bar.write(
+                        f"step {step}: valid loss {res['valid_loss']:.4f}, SI-SDR "
+                        f"{res['valid_si_sdr']:.2f} dB (input {res['valid_si_sdr_in']:.2f})"
+                        f", PESQ {res['valid_pesq']:.3f}"
+                    )
                 if res["score"] > best:
                     best = res["score"]
-                    save_checkpoint(out / "best.safetensors", model, train_config=cfg.to_dict(),
-                                    data=_data_description(cfg), metrics=res)
-                save_checkpoint(out / "latest.safetensors", model, train_config=cfg.to_dict(),
-                                data=_data_description(cfg), metrics=res)
+                    save_checkpoint(
+                        out / "best.safetensors",
+                        model,
+                        train_config=cfg.to_dict(),
+                        data=_data_description(cfg),
+                        metrics=res,
+                    )
+                save_checkpoint(
+                    out / "latest.safetensors",
+                    model,
+                    train_config=cfg.to_dict(),
+                    data=_data_description(cfg),
+                    metrics=res,
+                )
                 save_last()
         epoch += 1
     if rank == 0:
@@ -289,6 +328,7 @@ def _data_description(cfg: TrainConfig) -> dict:
         summary = root / "summary.json"
         if summary.exists():
             s = json.loads(summary.read_text())
-            d["corpus_summary"] = {k: s[k] for k in ("total_speech_hours", "total_noise_hours",
-                                                    "voices") if k in s}
+            d["corpus_summary"] = {
+                k: s[k] for k in ("total_speech_hours", "total_noise_hours", "voices") if k in s
+            }
     return d

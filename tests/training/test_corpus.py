@@ -64,8 +64,15 @@ def test_asterisk_prompts_never_cross_splits(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 def test_mini_build_split_hygiene_and_resume(tmp_path):
-    cfg = C.CorpusConfig(out=str(tmp_path / "c"), hours=0.03, noise_hours=0.02, workers=1,
-                         use_piper=False, use_asterisk=False, use_real_noise=False)
+    cfg = C.CorpusConfig(
+        out=str(tmp_path / "c"),
+        hours=0.03,
+        noise_hours=0.02,
+        workers=1,
+        use_piper=False,
+        use_asterisk=False,
+        use_real_noise=False,
+    )
     root = C.build(cfg)
     rows = C.load_manifest(root)
     speech = [r for r in rows if r["kind"] == "speech"]
@@ -91,5 +98,12 @@ def test_mini_build_split_hygiene_and_resume(tmp_path):
     C.build(cfg)
     assert (root / "manifest.jsonl").read_text() == before
     with pytest.raises(C.UserError, match="other settings"):
-        C.build(C.CorpusConfig(out=str(tmp_path / "c"), hours=0.5, use_piper=False,
-                               use_asterisk=False, use_real_noise=False))
+        C.build(
+            C.CorpusConfig(
+                out=str(tmp_path / "c"),
+                hours=0.5,
+                use_piper=False,
+                use_asterisk=False,
+                use_real_noise=False,
+            )
+        )

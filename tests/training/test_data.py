@@ -13,8 +13,13 @@ from training.data import (
 
 
 def _cfg(root, **kw):
-    return DataConfig(clean_dir=str(root / "clean"), noise_dir=str(root / "noise"), seconds=1.0,
-                      valid_fraction=0.3, **kw)
+    return DataConfig(
+        clean_dir=str(root / "clean"),
+        noise_dir=str(root / "noise"),
+        seconds=1.0,
+        valid_fraction=0.3,
+        **kw,
+    )
 
 
 def test_dns_layout_reader(dns_tree):

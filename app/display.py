@@ -1,0 +1,42 @@
+"""Display buffers the engine fills and a GUI reads: mirrored spectrogram history, levels.
+
+The worker writes; the GUI reads on its own timer. No locks: a column caught mid-write shows
+for one frame at worst, which a display tolerates, and the worker never waits for the GUI.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ColumnHistory:
+    """Mirrored history of spectrogram columns (STYLE.md 7).
+
+    Each column is written at index j and j + N of a [2N, bins] array, so the last N columns are
+    always the contiguous slice [j + 1, j + 1 + N) - handed to pyqtgraph without np.roll.
+    """
+
+    def __init__(self, n_columns: int, n_bins: int, floor_db: float = -120.0):
+        self.n = int(n_columns)
+        self.bins = int(n_bins)
+        self._buf = np.full((2 * self.n, self.bins), floor_db, dtype=np.float32)
+        self._j = self.n - 1  # index of the newest column
+        self.written = 0  # total columns ever written
+
+    def push(self, column: np.ndarray) -> None:
+        j = (self._j + 1) % self.n
+        self._buf[j] = column
+        self._buf[j + self.n] = column
+        self._j = j
+        self.written += 1
+
+    def view(self) -> np.ndarray:
+        """The last N columns, oldest first: a [N, bins] view (do not modify)."""
+        j = self._j
+        return self._buf[j + 1 : j + 1 + self.n]
+
+
+def magnitude_db(spec: np.ndarray, floor_db: float = -120.0) -> np.ndarray:
+    """Complex STFT column -> dB (20 log10 |X|), floored."""
+    mag2 = spec.real**2 + spec.imag**2
+    return np.maximum(10.0 * np.log10(mag2 + 1e-20), floor_db).astype(np.float32)
