@@ -84,7 +84,7 @@ class CausalGatedConv(nn.Module):
         self.act = nn.Identity() if last else nn.ELU()
 
     def forward(self, x: torch.Tensor, cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, C, T, F], cache [B, C, kt-1, F] (past input frames) -> (y [B, C', T, F'], cache)."""
+        """x [B, C, T, F], cache [B, C, kt-1, F] (past frames) -> (y [B, C', T, F'], cache)."""
         xc = torch.cat([cache, x], dim=2)  # [B, C, T + kt - 1, F]
         a, b = self.conv(xc).chunk(2, dim=1)
         y = self.act(self.norm(a * torch.sigmoid(b)))

@@ -1,4 +1,4 @@
-"""One interface for everything the engine can play: GCRN checkpoints, bypass, RNNoise, DeepFilterNet3.
+"""One interface for everything the engine can play: GCRNs, bypass, RNNoise, DeepFilterNet3.
 
 A processor declares its geometry - ``sample_rate`` (Hz), ``hop`` (samples per step),
 ``latency_samples`` (how far its output stream trails its input stream) - and runs

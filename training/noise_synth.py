@@ -64,7 +64,7 @@ def _talkers(paths, root: Path, n: int, k: int, rng, sr) -> np.ndarray:
     out = np.zeros(n)
     if not paths:
         raise ValueError("babble needs speech files")
-    for i in range(k):
+    for _ in range(k):
         p = paths[int(rng.integers(len(paths)))]
         x, _ = sf.read(str(root / p), dtype="float32")
         if len(x) < n:

@@ -61,9 +61,8 @@ stopped|when the bell rang""".replace("\n", " ").split("|")
 
 QUESTIONS = """Did {p} really leave {t} {pl}?|Why did {p} bring {t} {tm}?|Who {vt} {t} {pl}?|
 Where did {p} put {t}?|Have you seen {t} {pl}?|Could {p} carry {t} {tm}?|Is it true that {p}
-{vi} {tm}?|How long did {p} wait {pl}?|When will {p} return {t}?|What did {p} say about {t}?""".replace(
-    "\n", " "
-).split("|")
+{vi} {tm}?|How long did {p} wait {pl}?|When will {p} return {t}?|What did {p} say about
+{t}?""".replace("\n", " ").split("|")
 
 TEMPLATES = [
     "{P} {vt} {t} {pl} {tm}.",

@@ -93,7 +93,8 @@ def test_fresh_state_is_independent_of_earlier_calls():
     assert torch.equal(_stream(m, x), ref)
     s1 = m.init_state()
     s2 = m.init_state()
-    assert all(a.data_ptr() != b.data_ptr() for a, b in zip(s1.tensors(), s2.tensors()))
+    pairs = zip(s1.tensors(), s2.tensors(), strict=True)
+    assert all(a.data_ptr() != b.data_ptr() for a, b in pairs)
 
 
 def test_bottleneck_hook_and_fusion():
