@@ -44,6 +44,7 @@ class DataConfig:
     p_two_noises: float = 0.2
     p_bandlimit: float = 0.15
     p_clip: float = 0.05
+    real_noise_share: float = 0.6  # of mixtures whose noise is a real recording (corpus)
     valid_fraction: float = 0.05  # for folder sources without splits
     max_files: int = 0  # 0 = all (tests use a few)
 
@@ -84,6 +85,33 @@ def list_sources(cfg: DataConfig, split: str) -> tuple[list[Path], list[Path]]:
     return speech, noise
 
 
+def noise_group(path: Path) -> tuple[str, bool]:
+    """(group, is_synthetic) of a noise file: corpus files group by source and family
+    (``noise/<split>/<source>/<family>_<n>.flac``); other folders by their parent folder."""
+    parts = path.parts
+    if len(parts) >= 4 and parts[-4] == "noise" and parts[-3] in ("train", "valid", "test"):
+        source = parts[-2]
+        family = path.stem.rsplit("_", 2 if source == "synthetic" else 1)[0]
+        return f"{source}:{family}", source == "synthetic"
+    return path.parent.name, False
+
+
+def balanced_noise_weights(paths: list[Path], real_share: float = 0.6) -> np.ndarray:
+    """Per-file sampling probabilities: each noise group gets an equal share within its kind
+    (real recordings: ``real_share``; synthetic: the rest), files equal within a group. Without
+    this, a source with many short files (a voice pack) would dominate the mixtures."""
+    groups = [noise_group(p) for p in paths]
+    kinds = {syn for _, syn in groups}
+    share = {True: 1.0 - real_share, False: real_share} if len(kinds) == 2 else {k: 1.0
+                                                                                 for k in kinds}
+    n_groups = {syn: len({g for g, s in groups if s == syn}) for syn in kinds}
+    size = {}
+    for g, _ in groups:
+        size[g] = size.get(g, 0) + 1
+    w = np.array([share[syn] / n_groups[syn] / size[g] for g, syn in groups])
+    return w / w.sum()
+
+
 class AudioPool:
     """Audio files held in memory as int16 (6 h of 16 kHz speech is about 700 MB)."""
 
@@ -113,11 +141,18 @@ class AudioPool:
             self.data.append(x)
         if not self.data:
             raise UserError(f"no usable audio among {len(paths)} files")
+        self.weights: np.ndarray | None = None
         if skipped:
             log.info("skipped %d unusable files", skipped)
 
     def __len__(self):
         return len(self.data)
+
+    def pick(self, rng: np.random.Generator) -> int:
+        """A random index, by ``self.weights`` when set (else uniform)."""
+        if self.weights is None:
+            return int(rng.integers(len(self.data)))
+        return int(rng.choice(len(self.data), p=self.weights))
 
     def get(self, i: int) -> np.ndarray:
         return self.data[i].astype(np.float32) / 32768.0
@@ -155,9 +190,9 @@ def make_example(
         s = ss.fftconvolve(s, synthetic_rir(rng))[:n].astype(np.float32)
     if rms_dbfs(s) < -70:  # a crop of near-silence: take the whole utterance start instead
         s = fit_length(speech.get(int(rng.integers(len(speech)))), n)
-    v = fit_length(noise.get(int(rng.integers(len(noise)))), n, rng)
+    v = fit_length(noise.get(noise.pick(rng)), n, rng)
     if rng.random() < cfg.p_two_noises:
-        v2 = fit_length(noise.get(int(rng.integers(len(noise)))), n, rng)
+        v2 = fit_length(noise.get(noise.pick(rng)), n, rng)
         g = 10 ** (rng.uniform(-10, 5) / 20) * np.sqrt(np.mean(v**2) / (np.mean(v2**2) + 1e-12))
         v = v + g * v2
     if np.mean(v.astype(np.float64) ** 2) < 1e-12:
@@ -185,6 +220,7 @@ class TrainMixtures(torch.utils.data.Dataset):
         speech, noise = list_sources(cfg, split)
         self.speech = AudioPool(speech)
         self.noise = AudioPool(noise)
+        self.noise.weights = balanced_noise_weights(self.noise.paths, cfg.real_noise_share)
         self.cfg, self.length, self.seed, self.rank = cfg, length, seed, rank
         self.epoch = 0
 
@@ -227,10 +263,11 @@ def make_mixture_list(
     root = Path(cfg.corpus) if cfg.corpus and not cfg.clean_dir else None
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(speech))
+    weights = balanced_noise_weights(noise, cfg.real_noise_share)
     out = []
     for k in range(n):
         sp = speech[int(order[k % len(speech)])]
-        nz = noise[int(rng.integers(len(noise)))]
+        nz = noise[int(rng.choice(len(noise), p=weights))]
         n_s = min(sf.info(str(sp)).frames, int(max_seconds * SR))
         n_n = sf.info(str(nz)).frames
         off = int(rng.integers(0, max(1, n_n - n_s)))
