@@ -204,6 +204,9 @@ def make_example(
         sos = ss.butter(8, rng.uniform(4000, 7800), "low", fs=SR, output="sos")
         noisy = ss.sosfilt(sos, noisy).astype(np.float32)
         clean = ss.sosfilt(sos, clean).astype(np.float32)
+        peak = float(np.max(np.abs(noisy)))
+        if peak > 0.99:  # the filter's ringing can overshoot: same gain on both
+            noisy, clean = noisy * (0.99 / peak), clean * (0.99 / peak)
     if rng.random() < cfg.p_clip:
         peak = float(np.max(np.abs(noisy)))
         thr = peak * rng.uniform(0.3, 0.8)
