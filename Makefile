@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 run: setup
-	$(VENV)/bin/hushlab app
+	$(VENV)/bin/hushlab app --demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -25,8 +25,9 @@ class Trial:
 
 
 class BlindTest:
-    def __init__(self, names: list[str], mode: str = "ab", csv_path: str | Path = "",
-                 seed: int | None = None):
+    def __init__(
+        self, names: list[str], mode: str = "ab", csv_path: str | Path = "", seed: int | None = None
+    ):
         if mode not in ("ab", "abx"):
             raise ValueError("mode must be 'ab' (preference) or 'abx'")
         if not 2 <= len(names) <= 4:

@@ -36,7 +36,12 @@ class ColumnHistory:
         return self._buf[j + 1 : j + 1 + self.n]
 
 
-def magnitude_db(spec: np.ndarray, floor_db: float = -120.0) -> np.ndarray:
-    """Complex STFT column -> dB (20 log10 |X|), floored."""
-    mag2 = spec.real**2 + spec.imag**2
+def full_scale_magnitude(window: np.ndarray) -> float:
+    """|X| of a full-scale sine at a bin centre: sum(window) / 2 (the 0 dBFS reference)."""
+    return float(np.sum(window)) / 2.0
+
+
+def magnitude_db(spec: np.ndarray, ref: float = 1.0, floor_db: float = -120.0) -> np.ndarray:
+    """Complex STFT column -> dB relative to ``ref`` (20 log10 |X| / ref), floored."""
+    mag2 = (spec.real**2 + spec.imag**2) / (ref * ref)
     return np.maximum(10.0 * np.log10(mag2 + 1e-20), floor_db).astype(np.float32)

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.display import ColumnHistory, magnitude_db
+from app.display import ColumnHistory, full_scale_magnitude, magnitude_db
 from dsp.errors import UserError
 from dsp.resample import StreamResampler
 from dsp.ringbuffer import RingBuffer
-from dsp.stft import StftGeometry, StreamingStft
+from dsp.stft import StftGeometry, StreamingStft, window
 from models.processor import Bypass, Processor
 
 log = logging.getLogger(__name__)
@@ -209,6 +209,7 @@ class Engine:
         self.out_ring = RingBuffer(cap)
         self._out_fill_target = int(c.rate * c.min_output_fill_ms / 1000)
         self._geom = StftGeometry()
+        self._db_ref = full_scale_magnitude(window(self._geom))  # columns are in dBFS
         self._disp_rs_in = StreamResampler(c.rate, 16000)
         self._disp_rs_out = StreamResampler(c.rate, 16000)
         self._disp_stft_in, self._disp_stft_out = StreamingStft(), StreamingStft()
@@ -236,6 +237,7 @@ class Engine:
         # I/O
         self.source = None
         self.sinks: list = []
+        self._file_sinks: list = []
         self._streams: list = []
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -280,6 +282,17 @@ class Engine:
         if not 0 <= index < len(self.procs):
             raise IndexError(f"no processor {index} (have {len(self.procs)})")
         self._requested = index
+
+    def add_sink(self, sink: FileSink) -> None:
+        """Start writing to another file sink while running (for example, recording)."""
+        self.sinks = [*self.sinks, sink]
+        self._file_sinks = [*self._file_sinks, sink]
+
+    def remove_sink(self, sink: FileSink) -> None:
+        """Stop writing to a sink; the worker sees the change at its next block. The caller
+        closes the sink once the worker is past it."""
+        self._file_sinks = [s for s in self._file_sinks if s is not sink]
+        self.sinks = [s for s in self.sinks if s is not sink]
 
     def set_wet(self, wet: float) -> None:
         self.wet = float(min(1.0, max(0.0, wet)))
@@ -397,7 +410,7 @@ class Engine:
             h = self._geom.hop
             k = len(buf) // h
             for i in range(k):
-                hist.push(magnitude_db(stft_.push(buf[i * h : (i + 1) * h])))
+                hist.push(magnitude_db(stft_.push(buf[i * h : (i + 1) * h]), self._db_ref))
             setattr(self, buf_name, buf[k * h :].copy())
         if len(x):
             self.level_in_db = 10 * math.log10(float(np.mean(x.astype(np.float64) ** 2)) + 1e-12)
@@ -411,6 +424,7 @@ class Engine:
             raise EngineError("engine already running")
         self.source = source
         self.sinks = list(sinks)
+        self._file_sinks = [s for s in self.sinks if isinstance(s, FileSink)]
         self._stop.clear()
         self.finished.clear()
         self._prefilled = False
@@ -541,7 +555,6 @@ class Engine:
         blk = np.zeros(c.block, np.float32)
         file_direct = isinstance(self.source, FileSource) and not c.realtime
         speaker = any(isinstance(s, SpeakerSink) for s in self.sinks)
-        file_sinks = [s for s in self.sinks if isinstance(s, FileSink)]
         try:
             while not self._stop.is_set():
                 if file_direct:
@@ -562,6 +575,7 @@ class Engine:
                         continue
                     x = blk
                 out = self.process_block(x)
+                file_sinks = self._file_sinks  # one read: add/remove_sink swap the list
                 for s in file_sinks:
                     s.write_input(x)
                 if len(out):

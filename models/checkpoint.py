@@ -89,13 +89,18 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu"):
         raise CheckpointError(f"{path}: cannot rebuild model: {exc}") from None
     with safe_open(str(path), framework="pt", device=map_location) as f:
         state = {k: f.get_tensor(k) for k in f.keys()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[:3]
+    want = model.state_dict()
+    missing = [k for k in want if k not in state]
+    unexpected = [k for k in state if k not in want]
+    wrong = [k for k in want if k in state and tuple(state[k].shape) != tuple(want[k].shape)]
+    if missing or unexpected or wrong:
+        example = (missing or unexpected or wrong)[0]
         raise CheckpointError(
-            f"{path}: weights do not fit the model config: {' '.join(first)}"
-        ) from None
+            f"{path}: weights do not fit the model config ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected, {len(wrong)} of another shape, e.g. '{example}'); "
+            "was it written by another Hushlab version or edited?"
+        )
+    model.load_state_dict(state, strict=True)
     model.eval()
     return model, meta
 

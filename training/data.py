@@ -102,8 +102,9 @@ def balanced_noise_weights(paths: list[Path], real_share: float = 0.6) -> np.nda
     this, a source with many short files (a voice pack) would dominate the mixtures."""
     groups = [noise_group(p) for p in paths]
     kinds = {syn for _, syn in groups}
-    share = {True: 1.0 - real_share, False: real_share} if len(kinds) == 2 else {k: 1.0
-                                                                                 for k in kinds}
+    share = (
+        {True: 1.0 - real_share, False: real_share} if len(kinds) == 2 else {k: 1.0 for k in kinds}
+    )
     n_groups = {syn: len({g for g, s in groups if s == syn}) for syn in kinds}
     size = {}
     for g, _ in groups:

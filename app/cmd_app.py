@@ -1,0 +1,62 @@
+"""``hushlab app``: the desktop app. Without audio devices it offers the file source and the demo.
+
+For non-interactive checks: ``--screenshot PATH`` saves the window after ``--screenshot-after``
+seconds of playback, and ``--quit-after SECONDS`` closes the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", default="", help="play this file as the microphone")
+    p.add_argument("--noise", default="", help="mix this noise file into the source")
+    p.add_argument("--snr", type=float, default=None, help="SNR of that mix (dB)")
+    p.add_argument("--model-a", default="", help="processor A (default: last used, or baseline)")
+    p.add_argument("--model-b", default="", help="processor B (default: last used, or bypass)")
+    p.add_argument("--demo", action="store_true", help="start playing the built-in demo")
+    p.add_argument("--no-output", action="store_true", help="do not play to a speaker")
+    p.add_argument("--screenshot", default="", metavar="PATH", help="save a screenshot")
+    p.add_argument("--screenshot-after", type=float, default=4.0, metavar="SECONDS")
+    p.add_argument("--quit-after", type=float, default=0.0, metavar="SECONDS")
+
+
+def run(args) -> int:
+    if (
+        not os.environ.get("DISPLAY")
+        and not os.environ.get("WAYLAND_DISPLAY")
+        and not os.environ.get("QT_QPA_PLATFORM")
+    ):
+        print(
+            "hushlab app: no display found (DISPLAY is unset); running offscreen. "
+            "Use --screenshot to see the window.",
+            file=sys.stderr,
+        )
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from PySide6 import QtCore, QtWidgets
+
+    from app.gui import MainWindow
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setApplicationName("Hushlab")
+    win = MainWindow(args)
+    win.resize(1280, 800)
+    win.show()
+    if args.source or args.demo or args.screenshot or args.quit_after:
+        if args.source:
+            QtCore.QTimer.singleShot(200, win.start)
+        else:
+            QtCore.QTimer.singleShot(200, win.start_demo)
+    if args.screenshot:
+
+        def shot():
+            win.grab().save(args.screenshot)
+            print(f"screenshot: {args.screenshot}")
+
+        QtCore.QTimer.singleShot(int(args.screenshot_after * 1000), shot)
+    if args.quit_after:
+        QtCore.QTimer.singleShot(int(args.quit_after * 1000), win.close)
+    return app.exec()

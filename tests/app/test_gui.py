@@ -1,0 +1,113 @@
+import csv
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("pytestqt")
+from PySide6 import QtCore  # noqa: E402
+
+from app.gui import MainWindow  # noqa: E402
+
+
+class Args:
+    def __init__(self, **kw):
+        self.source = kw.get("source", "")
+        self.noise = kw.get("noise", "")
+        self.snr = kw.get("snr")
+        self.model_a = kw.get("model_a", "")
+        self.model_b = kw.get("model_b", "bypass")
+        self.no_output = True
+
+
+@pytest.fixture
+def tone_file(tmp_path):
+    sr = 16000
+    t = np.arange(sr * 3) / sr
+    path = tmp_path / "tone.wav"
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32), sr)
+    return path
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, baseline_path, tone_file, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    QtCore.QSettings.setDefaultFormat(QtCore.QSettings.IniFormat)
+    QtCore.QSettings.setPath(
+        QtCore.QSettings.IniFormat, QtCore.QSettings.UserScope, str(tmp_path / "cfg")
+    )
+    win = MainWindow(Args(source=str(tone_file), model_a=baseline_path))
+    win.settings.setValue("record_dir", str(tmp_path / "rec"))
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    win.activateWindow()
+    yield win
+    win.stop()
+
+
+def _wait_running(qtbot, win):
+    win.start()
+    qtbot.waitUntil(
+        lambda: win.engine is not None and win.engine.spec_in.written > 30, timeout=30000
+    )
+
+
+def test_spectrogram_shows_the_tone_at_1khz(qtbot, window):
+    _wait_running(qtbot, window)
+    first = window.view_in.data.copy()
+    qtbot.wait(500)
+    cols = window.view_in.data
+    assert not np.array_equal(first, cols)  # the image moves
+    recent = cols[-20:]
+    row = int(np.median(np.argmax(recent, axis=1)))
+    assert abs(row * 8000 / 256 - 1000) < 40
+    assert recent[:, row].mean() > recent[:, 100:].mean() + 40
+
+
+def test_keys_switch_the_active_processor(qtbot, window):
+    _wait_running(qtbot, window)
+    eng = window.engine
+    qtbot.keyClick(window, QtCore.Qt.Key_B)
+    qtbot.waitUntil(lambda: eng.active == 1, timeout=3000)
+    qtbot.keyClick(window, QtCore.Qt.Key_A)
+    qtbot.waitUntil(lambda: eng.active == 0, timeout=3000)
+    qtbot.keyClick(window, QtCore.Qt.Key_Tab)
+    qtbot.waitUntil(lambda: eng.active == 1, timeout=3000)
+    assert window.button_b.isChecked() and not window.button_a.isChecked()
+
+
+def test_blind_test_writes_results_with_hidden_assignment(qtbot, window, tmp_path):
+    window.blind_button.setChecked(True)
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=30000)
+    for k in range(4):
+        qtbot.keyClick(window, QtCore.Qt.Key_2)
+        qtbot.keyClick(window, QtCore.Qt.Key_1)
+        window.blind_vote(k % 2)
+    files = list((tmp_path / "rec").glob("blind-*.csv"))
+    assert len(files) == 1
+    rows = list(csv.DictReader(open(files[0])))
+    assert len(rows) == 4
+    for r in rows:
+        names = set(json.loads(r["assignment"]).values())
+        assert names == {window.blind.names[0], window.blind.names[1]}
+        assert r["chosen_processor"] in names
+    window.blind_button.setChecked(False)
+    assert "4 trials" in window.blind_label.text()
+
+
+def test_start_stop_cycles_leave_no_threads(qtbot, window):
+    before = {t.ident for t in threading.enumerate()}
+    for _ in range(3):
+        _wait_running(qtbot, window)
+        window.stop()
+    time.sleep(0.2)
+    left = [
+        t
+        for t in threading.enumerate()
+        if t.ident not in before and t.is_alive() and t.name.startswith("hushlab")
+    ]
+    assert not left
