@@ -571,7 +571,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage(f"saved {self.recording.path}", 5000)
             self.recording = None
 
-    # -- blind test --------------------------------------------------------------------------------
+    # -- blind test ------------------------------------------------------------------------
     def toggle_blind(self, on: bool) -> None:
         from app.blind import BlindTest
 
@@ -614,7 +614,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ask = (
             "Which is X? Shift+1 = A, Shift+2 = B"
             if self.blind.mode == "abx"
-            else "Prefer? Shift+1..%d" % len(self.blind.names)
+            else f"Prefer? Shift+1..{len(self.blind.names)}"
         )
         keys = ", ".join(f"{k + 1} = {lab}" for k, lab in enumerate(labels))
         self.blind_label.setText(f"Trial {t.number}: listening to {labels[i]}\n{keys}\n{ask}")
@@ -632,7 +632,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.blind_listen(0)
 
-    # -- drawing -------------------------------------------------------------------------------------
+    # -- drawing ---------------------------------------------------------------------------
     def _refresh(self) -> None:
         eng = self.engine
         if eng is None:
