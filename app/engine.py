@@ -429,6 +429,7 @@ class Engine:
         self.finished.clear()
         self._prefilled = False
         self._source_done = False
+        self._last_input_t = time.monotonic()
         want_speaker = any(isinstance(s, SpeakerSink) for s in self.sinks)
         try:
             if isinstance(source, DeviceSource):
@@ -571,8 +572,10 @@ class Engine:
                         self.in_ring.underflows -= 1  # waiting for input is not an error
                         if self._source_done and self.in_ring.fill == 0:
                             break
+                        self._check_input_alive()
                         time.sleep(c.block / c.rate / 4)
                         continue
+                    self._last_input_t = time.monotonic()
                     x = blk
                 out = self.process_block(x)
                 file_sinks = self._file_sinks  # one read: add/remove_sink swap the list
@@ -589,6 +592,19 @@ class Engine:
             log.exception("engine worker failed")
         finally:
             self.finished.set()
+
+    def _check_input_alive(self) -> None:
+        """A device that disappears stops calling back: say so once, keep running."""
+        if not isinstance(self.source, DeviceSource):
+            return
+        if time.monotonic() - self._last_input_t > 2.0:
+            dead = [st for st in self._streams if not getattr(st, "active", True)]
+            why = "its stream stopped" if dead else "no audio for 2 s"
+            self.warn_once(
+                "input-stalled",
+                f"the input device '{self.source.name}' stopped "
+                f"delivering audio ({why}); was it unplugged?",
+            )
 
     def _feed_output(self, out: np.ndarray) -> None:
         """Write to the output ring, adapting its buffering: grow on underruns (stop the

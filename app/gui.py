@@ -42,30 +42,63 @@ def processor_choices() -> list[str]:
     return [*shipped_models(), "bypass", *available_peers()]
 
 
+def hz_to_mel(f):
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(m):
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
 class SpectrogramView(pg.PlotWidget):
-    """A scrolling spectrogram: time in seconds (newest at 0), frequency in Hz, dB colours."""
+    """A scrolling spectrogram: time in seconds (newest at 0), frequency in Hz on a linear or mel
+    axis, dBFS colours."""
+
+    MEL_ROWS = 160
 
     def __init__(self, title: str, n_columns: int, n_bins: int, hop_s: float, nyquist: float):
         super().__init__()
         self.setTitle(title)
-        self.setLabel("left", "frequency", units="Hz")
         self.setLabel("bottom", "time", units="s")
         self.img = pg.ImageItem(axisOrder="col-major")
         self.addItem(self.img)
         self.hop_s = hop_s
         self.n_columns = n_columns
+        self.nyquist = nyquist
         self.hz_per_bin = nyquist / (n_bins - 1)
-        tr = QtGui.QTransform()
-        tr.translate(-n_columns * hop_s, -self.hz_per_bin / 2)
-        tr.scale(hop_s, self.hz_per_bin)
-        self.img.setTransform(tr)
+        mel_max = float(hz_to_mel(nyquist))
+        self._mel_hz = mel_to_hz(np.linspace(0, mel_max, self.MEL_ROWS))
+        self._mel_idx = np.clip(np.round(self._mel_hz / self.hz_per_bin).astype(int), 0, n_bins - 1)
         self.setXRange(-n_columns * hop_s, 0, padding=0)
-        self.setYRange(0, nyquist, padding=0)
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.levels = (-90.0, -10.0)
         self.data = np.zeros((n_columns, n_bins), np.float32)
         self.set_colormap("inferno")
+        self.set_scale("linear")
+
+    def set_scale(self, scale: str) -> None:
+        """'linear' (rows are FFT bins) or 'mel' (rows resampled to mel-spaced frequencies)."""
+        self.scale = scale
+        tr = QtGui.QTransform()
+        if scale == "mel":
+            step = float(hz_to_mel(self.nyquist)) / (self.MEL_ROWS - 1)
+            tr.translate(-self.n_columns * self.hop_s, -step / 2)
+            tr.scale(self.hop_s, step)
+            self.setYRange(0, float(hz_to_mel(self.nyquist)), padding=0)
+            ticks = [100, 250, 500, 1000, 2000, 4000, 8000]
+            self.getAxis("left").setTicks(
+                [[(float(hz_to_mel(f)), f"{f / 1000:g}k" if f >= 1000 else str(f)) for f in ticks]]
+            )
+            self.setLabel("left", "frequency (Hz, mel scale)")
+        else:
+            tr.translate(-self.n_columns * self.hop_s, -self.hz_per_bin / 2)
+            tr.scale(self.hop_s, self.hz_per_bin)
+            self.setYRange(0, self.nyquist, padding=0)
+            self.getAxis("left").setTicks(None)
+            self.setLabel("left", "frequency", units="Hz")
+        self.img.setTransform(tr)
+        self.show_columns(self.data)
 
     def set_colormap(self, name: str) -> None:
         try:
@@ -75,18 +108,20 @@ class SpectrogramView(pg.PlotWidget):
 
     def show_columns(self, cols: np.ndarray) -> None:
         self.data = cols
-        self.img.setImage(cols, autoLevels=False, levels=self.levels)
+        img = cols[:, self._mel_idx] if self.scale == "mel" else cols
+        self.img.setImage(img, autoLevels=False, levels=self.levels)
 
     def readout(self, scene_pos) -> str | None:
         if not self.sceneBoundingRect().contains(scene_pos):
             return None
         p = self.getPlotItem().vb.mapSceneToView(scene_pos)
-        t, f = p.x(), p.y()
+        t = p.x()
+        f = float(mel_to_hz(p.y())) if self.scale == "mel" else p.y()
         col = int(round(t / self.hop_s)) + self.n_columns
         row = int(round(f / self.hz_per_bin))
         if not (0 <= col < self.data.shape[0] and 0 <= row < self.data.shape[1]):
             return None
-        return f"t {t:6.2f} s   f {f:7.0f} Hz   {self.data[col, row]:6.1f} dB"
+        return f"t {t:6.2f} s   f {f:7.0f} Hz   {self.data[col, row]:6.1f} dBFS"
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -251,12 +286,16 @@ class MainWindow(QtWidgets.QMainWindow):
         for w in (self.db_min, self.db_max):
             w.setSuffix(" dBFS")
             w.valueChanged.connect(self._levels_changed)
+        self.scale_combo = QtWidgets.QComboBox()
+        self.scale_combo.addItems(["linear", "mel"])
+        self.scale_combo.currentTextChanged.connect(self._scale_changed)
         self.freeze_check = QtWidgets.QCheckBox("freeze [F]")
         self.diff_check = QtWidgets.QCheckBox("difference")
         self.diff_check.toggled.connect(lambda on: self.view_diff.setVisible(on))
         for w in (
             QtWidgets.QLabel("colours"),
             self.cmap_combo,
+            self.scale_combo,
             QtWidgets.QLabel("range"),
             self.db_min,
             self.db_max,
@@ -333,6 +372,7 @@ class MainWindow(QtWidgets.QMainWindow):
             ("model_a", self.combo_a),
             ("model_b", self.combo_b),
             ("colormap", self.cmap_combo),
+            ("scale", self.scale_combo),
         ):
             v = s.value(key)
             if v and combo.findText(v) >= 0:
@@ -355,6 +395,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s.setValue("model_a", self.combo_a.currentText())
         s.setValue("model_b", self.combo_b.currentText())
         s.setValue("colormap", self.cmap_combo.currentText())
+        s.setValue("scale", self.scale_combo.currentText())
         s.setValue("file", self.file_edit.text())
         s.setValue("noise", self.noise_edit.text())
         s.setValue("snr", self.snr_slider.value())
@@ -541,6 +582,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _cmap_changed(self, name: str) -> None:
         for v in (self.view_in, self.view_out, self.view_diff):
             v.set_colormap(name)
+
+    def _scale_changed(self, scale: str) -> None:
+        for v in (self.view_in, self.view_out, self.view_diff):
+            v.set_scale(scale)
 
     def _levels_changed(self, *_):
         lv = (float(self.db_min.value()), float(self.db_max.value()))

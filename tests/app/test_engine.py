@@ -190,3 +190,22 @@ def test_virtual_microphone_to_file_matches_enhance(pulse, baseline_path, tmp_pa
     n = min(len(out) - L, len(ref))
     seg = slice(rate, n - rate)
     assert si_sdr(ref[seg], out[L:][seg]) > 25
+
+
+def test_stalled_input_device_is_reported_not_hung(monkeypatch):
+    """A device that stops delivering audio (unplugged) gives one message; stop() still works."""
+    import app.engine as E
+
+    class FakeDevice(E.DeviceSource):
+        def __init__(self):
+            self.device = {"index": 0, "name": "fake mic", "rate": 16000}
+            self.name = "fake mic"
+
+    monkeypatch.setattr(E.Engine, "_open_input", lambda self, src: None)
+    eng = Engine([Bypass(16000, 320, 80)], EngineConfig(rate=16000, block=160))
+    eng.start(FakeDevice(), [])
+    threading.Event().wait(2.6)
+    msgs = eng.health()["messages"]
+    eng.stop(timeout=2)
+    assert any("stopped delivering audio" in m for m in msgs)
+    assert not any(t.is_alive() for t in eng._threads)

@@ -66,6 +66,11 @@ def test_spectrogram_shows_the_tone_at_1khz(qtbot, window):
     row = int(np.median(np.argmax(recent, axis=1)))
     assert abs(row * 8000 / 256 - 1000) < 40
     assert recent[:, row].mean() > recent[:, 100:].mean() + 40
+    window.scale_combo.setCurrentText("mel")  # the mel view puts the tone at 1 kHz too
+    qtbot.wait(100)
+    img = window.view_in.img.image[-20:]
+    mel_row = int(np.median(np.argmax(img, axis=1)))
+    assert abs(window.view_in._mel_hz[mel_row] - 1000) < 60
 
 
 def test_keys_switch_the_active_processor(qtbot, window):

@@ -40,7 +40,7 @@ def _model(cfg, seed=0):
 def _stream(m, x):
     st = m.init_state(x.shape[0])
     outs = []
-    with torch.no_grad():
+    with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):  # fast single frames
         for t in range(x.shape[2]):
             o, st = m.step(x[:, :, t : t + 1], st)
             outs.append(o)

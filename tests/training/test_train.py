@@ -71,3 +71,38 @@ def test_tiny_training_loss_falls_and_resumes(dns_tree, tmp_path):
     after = hook.compute_loss(model, batch)[0].item()
     assert after < 0.9 * before, (before, after)
     assert meta["train_config"]["steps"] == 40 and "valid_si_sdr" in meta["metrics"]
+
+
+@pytest.mark.slow
+def test_distributed_two_cpu_processes(dns_tree, tmp_path):
+    """The same loop under torchrun: two CPU processes, gloo backend, the tiny config."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "app.cli",
+        "train",
+        "--config",
+        "training/configs/tiny.toml",
+        "--out",
+        str(out),
+        "steps=6",
+        "valid_every=6",
+        "ckpt_every=3",
+        "threads=1",
+        f'data.clean_dir="{dns_tree / "clean"}"',
+        f'data.noise_dir="{dns_tree / "noise"}"',
+        "data.valid_fraction=0.3",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    hist = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in hist] == [6]
+    assert (out / "best.safetensors").exists()

@@ -1,0 +1,105 @@
+"""Ship a trained model: copy a run's checkpoint into ``models/shipped/<name>/`` with a model card.
+
+    .venv/bin/python -m training.ship runs/baseline baseline [--eval runs/eval-baseline]
+
+The card records the command, the resolved training config, the data (corpus summary), steps and
+wall time from the run's history, the validation figures, and - when given - the test-set table
+written by ``hushlab eval``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from models.checkpoint import SHIPPED_DIR, load_checkpoint, read_metadata
+
+
+def write_card(run: Path, name: str, checkpoint: Path, eval_dir: Path | None) -> str:
+    meta = read_metadata(checkpoint)
+    model, _ = load_checkpoint(checkpoint)
+    hist = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines() if x]
+    cfg = meta["train_config"]
+    m = meta["metrics"]
+    last = hist[-1] if hist else {}
+    lines = [
+        f"# Model card: `{name}`",
+        "",
+        f"A causal GCRN ({model.inference_parameters() / 1e6:.2f} M parameters, "
+        f"{model.inference_parameters() * 4 / 1e6:.1f} MB in fp32; 16 kHz, 20 ms hop, "
+        f"{1000 * model.config.win / model.config.sample_rate:.0f} ms algorithmic latency), "
+        f"variant `{cfg.get('variant')}`.",
+        "",
+        "## How it was made",
+        "```",
+        "hushlab corpus build",
+        f"hushlab train --config training/configs/{cfg.get('name')}.toml",
+        f".venv/bin/python -m training.ship {run} {name}"
+        + (f" --eval {eval_dir}" if eval_dir else ""),
+        "```",
+        f"Shipped checkpoint: the best validation score (PESQ + 0.1 x SI-SDR) at step "
+        f"{m.get('step')} of {cfg.get('steps')} (batch {cfg.get('batch_size')} x "
+        f"{cfg.get('data', {}).get('seconds')} s, AdamW lr {cfg.get('lr')} with warm-up and "
+        f"cosine decay), {last.get('wall_s', 0) / 3600:.2f} h of wall time on a 2-core CPU.",
+        "Teacher: none (the baseline uses no SSL embeddings).",
+        "",
+        "## Data",
+    ]
+    data = meta.get("data", {})
+    cs = data.get("corpus_summary", {})
+    if cs:
+        lines.append(
+            f"The bundled corpus: {cs.get('total_speech_hours')} h of clean speech, "
+            f"{cs.get('total_noise_hours')} h of noise; voices per split "
+            f"{cs.get('voices')}."
+        )
+    lines += [
+        f"On-the-fly mixtures: SNR uniform in [{data.get('snr_min')}, {data.get('snr_max')}] dB, "
+        f"level in [{data.get('level_min')}, {data.get('level_max')}] dBFS, reverberation "
+        f"{data.get('p_reverb')}, two noises {data.get('p_two_noises')}, band limit "
+        f"{data.get('p_bandlimit')}, clipping {data.get('p_clip')}, real-noise share "
+        f"{data.get('real_noise_share')}.",
+        "",
+        "## Validation during training (valid split: 40 pairs x (-5, 0, +5) dB)",
+        "| step | loss | SI-SDR (dB) | input SI-SDR (dB) | PESQ-WB |",
+        "|---|---|---|---|---|",
+    ]
+    for h in hist:
+        lines.append(
+            f"| {h['step']} | {h['valid_loss']:.4f} | {h['valid_si_sdr']:.2f} | "
+            f"{h['valid_si_sdr_in']:.2f} | {h['valid_pesq']:.3f} |"
+        )
+    if eval_dir and (eval_dir / "summary.md").exists():
+        ev = json.loads((eval_dir / "summary.json").read_text())["meta"]
+        lines += [
+            "",
+            f"## Test set ({ev['pairs']} pairs of unseen voices and noises, "
+            f"`hushlab eval`, {ev['seconds'] / 60:.0f} min)",
+            "",
+            (eval_dir / "summary.md").read_text(),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", help="training output folder")
+    p.add_argument("name", help="shipped name, e.g. baseline")
+    p.add_argument("--checkpoint", default="best.safetensors")
+    p.add_argument("--eval", default="", help="a hushlab eval report folder for the card")
+    a = p.parse_args(argv)
+    run = Path(a.run)
+    src = run / a.checkpoint
+    dst = SHIPPED_DIR / a.name
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst / "model.safetensors")
+    card = write_card(run, a.name, dst / "model.safetensors", Path(a.eval) if a.eval else None)
+    (dst / "card.md").write_text(card)
+    print(card)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
