@@ -48,7 +48,7 @@ class TrainConfig:
     warmup_steps: int = 500
     min_lr_ratio: float = 0.05
     grad_clip: float = 5.0
-    w_sisdr: float = 0.005
+    w_sisdr: float = 0.0  # see training/losses.py: a time-domain term stalled early training
     num_workers: int = 1
     threads: int = 0  # torch intra-op threads (0 = leave default)
     valid_every: int = 500
