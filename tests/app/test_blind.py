@@ -1,0 +1,50 @@
+import csv
+import json
+
+import pytest
+
+from app.blind import BlindTest
+
+
+def test_labels_are_shuffled_and_recorded(tmp_path):
+    bt = BlindTest(["baseline", "bypass"], "ab", tmp_path / "r.csv", seed=1)
+    seen = set()
+    for _ in range(20):
+        seen.add(tuple(sorted(bt.trial.mapping.items())))
+        bt.vote("A")
+    assert len(seen) == 2  # both assignments occur: labels carry no information
+    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    assert len(rows) == 20
+    for r in rows:
+        assert r["chosen_processor"] == json.loads(r["assignment"])["A"]
+    s = bt.summary()
+    assert sum(s["counts"].values()) == 20 and 0 <= s["p_value"] <= 1
+
+
+def test_consistent_preference_is_significant():
+    bt = BlindTest(["good", "bad"], "ab", seed=2)
+    for _ in range(12):
+        label = next(k for k, v in bt.trial.mapping.items() if bt.names[v] == "good")
+        bt.vote(label)
+    s = bt.summary()
+    assert s["counts"] == {"good": 12, "bad": 0} and s["p_value"] < 0.001
+
+
+def test_abx_scores_correct_identifications():
+    bt = BlindTest(["x", "y"], "abx", seed=3)
+    assert bt.labels == ["A", "B", "X"]
+    for _ in range(10):
+        assert bt.processor_for("X") == bt.processor_for(bt.trial.x_is)
+        bt.vote(bt.trial.x_is)
+    s = bt.summary()
+    assert s["correct"] == 10 and s["p_value"] < 0.002
+
+
+def test_bad_setups_are_refused():
+    with pytest.raises(ValueError):
+        BlindTest(["only one"], "ab")
+    with pytest.raises(ValueError):
+        BlindTest(["a", "b", "c"], "abx")
+    bt = BlindTest(["a", "b"], "ab")
+    with pytest.raises(ValueError):
+        bt.vote("C")
