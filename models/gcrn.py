@@ -31,6 +31,7 @@ class GCRNConfig:
     lstm_layers: int = 2
     decoder_lstm: bool = True  # the encoder/decoder split: a second grouped LSTM in the decoder
     compress: float = 0.3  # power-law exponent on the spectrum magnitude; 1.0 = raw real/imag
+    residual: bool = True  # heads predict a correction added to the (compressed) input spectrum
     # SSL hooks (PAPER.md): 0 disables; otherwise the teacher's embedding size
     ssl_dim: int = 0
     distill_head: bool = False  # Linear(bottleneck -> ssl_dim) on the encoder output
@@ -200,6 +201,10 @@ class GCRN(nn.Module):
                 layers.append(CausalGatedUpconv(cin, cout, cfg.kernel, fs[i], last=(i == 0)))
             self.decoders.append(layers)
         self.heads = nn.ModuleList(nn.Linear(fs[0], fs[0]) for _ in range(2))
+        if cfg.residual:  # start as the identity map: the noisy phase is kept from step one
+            for h in self.heads:
+                nn.init.zeros_(h.weight)
+                nn.init.zeros_(h.bias)
         self.distill = nn.Linear(d, cfg.ssl_dim) if cfg.distill_head and cfg.ssl_dim else None
         if cfg.fusion:
             if not cfg.ssl_dim:
@@ -299,7 +304,10 @@ class GCRN(nn.Module):
                 k += 1
             outs.append(head(y[:, 0]))  # [B, T, F]
         new.dec_cache = dec_cache
-        return torch.stack(outs, dim=1), bottleneck, new
+        y = torch.stack(outs, dim=1)  # [B, 2, T, F]
+        if self.config.residual:
+            y = y + x
+        return y, bottleneck, new
 
     def forward(
         self, x: torch.Tensor, ssl: torch.Tensor | None = None, return_bottleneck: bool = False

@@ -4,8 +4,8 @@ Enhancement loss (one for all variants, PAPER.md): MSE between power-law compres
 complex spectra plus MSE between compressed magnitudes. An optional negative SI-SDR term on the
 resynthesised waveform (weight ``w_sisdr``) is off by default: measured at initialisation, its
 gradient was 50 times that of the spectral terms at a weight of 0.005, and a run with it still
-had a validation SI-SDR of -45 dB after 250 steps. SSL variants add their own term on top, with a weight recorded in the
-checkpoint's training config.
+had a validation SI-SDR of -45 dB after 250 steps. SSL variants add their own term on top, with
+a weight recorded in the checkpoint's training config.
 """
 
 from __future__ import annotations
