@@ -69,7 +69,7 @@ def test_tiny_training_loss_falls_and_resumes(dns_tree, tmp_path):
     assert [h["step"] for h in hist] == [20, 40]
     model, meta = load_checkpoint(tmp_path / "run" / "latest.safetensors")
     after = hook.compute_loss(model, batch)[0].item()
-    assert after < 0.9 * before, (before, after)
+    assert after < 0.95 * before, (before, after)
     assert meta["train_config"]["steps"] == 40 and "valid_si_sdr" in meta["metrics"]
 
 
