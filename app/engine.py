@@ -474,22 +474,7 @@ class Engine:
             if not ring.write(indata[:, 0]):
                 self.input_xruns += 1
 
-        try:
-            st = sd.InputStream(
-                device=src.device["index"],
-                channels=1,
-                samplerate=self.cfg.rate,
-                dtype="float32",
-                callback=callback,
-                latency="low",
-            )
-        except Exception as exc:
-            raise EngineError(
-                f"cannot open input device '{src.device['name']}' at {self.cfg.rate} Hz: {exc}"
-            ) from None
-        self._streams.append(st)
-        st.start()
-        self.device_latency_s += float(st.latency)
+        self._start_stream(sd.InputStream, src.device, callback, "input")
 
     def _open_output(self, sink: SpeakerSink) -> None:
         import sounddevice as sd
@@ -506,9 +491,12 @@ class Engine:
                 self.underruns += 1
             outdata[:] = buf[:, None]
 
+        self._start_stream(sd.OutputStream, sink.device, callback, "output")
+
+    def _start_stream(self, stream_cls, device: dict, callback, what: str) -> None:
         try:
-            st = sd.OutputStream(
-                device=sink.device["index"],
+            st = stream_cls(
+                device=device["index"],
                 channels=1,
                 samplerate=self.cfg.rate,
                 dtype="float32",
@@ -517,7 +505,7 @@ class Engine:
             )
         except Exception as exc:
             raise EngineError(
-                f"cannot open output device '{sink.device['name']}' at {self.cfg.rate} Hz: {exc}"
+                f"cannot open {what} device '{device['name']}' at {self.cfg.rate} Hz: {exc}"
             ) from None
         self._streams.append(st)
         st.start()

@@ -229,6 +229,11 @@ def train(cfg: TrainConfig) -> Path:
             last,
         )
 
+    def save_model(path, metrics):
+        save_checkpoint(
+            path, model, train_config=cfg.to_dict(), data=_data_description(cfg), metrics=metrics
+        )
+
     while step < cfg.steps:
         ds.set_epoch(epoch)
         skip = step - epoch * steps_per_epoch  # resume mid-epoch without replaying batches
@@ -292,20 +297,8 @@ def train(cfg: TrainConfig) -> Path:
                     )
                 if res["score"] > best:
                     best = res["score"]
-                    save_checkpoint(
-                        out / "best.safetensors",
-                        model,
-                        train_config=cfg.to_dict(),
-                        data=_data_description(cfg),
-                        metrics=res,
-                    )
-                save_checkpoint(
-                    out / "latest.safetensors",
-                    model,
-                    train_config=cfg.to_dict(),
-                    data=_data_description(cfg),
-                    metrics=res,
-                )
+                    save_model(out / "best.safetensors", res)
+                save_model(out / "latest.safetensors", res)
                 save_last()
         epoch += 1
     if rank == 0:
