@@ -106,3 +106,19 @@ def test_bypass_is_delayed_dry_signal():
 def test_unknown_processor_is_a_clear_error():
     with pytest.raises(CheckpointError, match="neither a checkpoint"):
         load_processor("no-such-model")
+
+
+@pytest.mark.parametrize("name", ["rnnoise", "deepfilternet3"])
+def test_peer_declared_latency_matches_measured(name):
+    """A/B and evaluation compensate the declared latency: it must be the real one."""
+    from dsp.audio_io import load_audio
+    from dsp.metrics import estimate_lag
+    from models.processor import PEERS, ProcessorUnavailable
+
+    try:
+        proc = PEERS[name]()
+    except ProcessorUnavailable:
+        pytest.skip(f"{name} not installed")
+    x, _ = load_audio("app/assets/demo_clean.flac", proc.sample_rate)
+    y = proc.process(x[: proc.sample_rate * 6])
+    assert abs(estimate_lag(x[: len(y)], y, 4000) - proc.latency_samples) <= 2
