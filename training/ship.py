@@ -17,13 +17,16 @@ from pathlib import Path
 from models.checkpoint import SHIPPED_DIR, load_checkpoint, read_metadata
 
 
-def write_card(run: Path, name: str, checkpoint: Path, eval_dir: Path | None) -> str:
+def write_card(run: Path, name: str, checkpoint: Path, eval_dir: Path | None,
+               note: str = "") -> str:
     meta = read_metadata(checkpoint)
     model, _ = load_checkpoint(checkpoint)
     hist = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines() if x]
     cfg = meta["train_config"]
     m = meta["metrics"]
-    last = hist[-1] if hist else {}
+    times = [int(r[-1]) for r in (line.split(",") for line in
+             (run / "train_log.csv").read_text().splitlines()[1:]) if r and r[-1].isdigit()]
+    wall_h = (max(times) - min(times)) / 3600 if times else float("nan")
     lines = [
         f"# Model card: `{name}`",
         "",
@@ -37,12 +40,13 @@ def write_card(run: Path, name: str, checkpoint: Path, eval_dir: Path | None) ->
         "hushlab corpus build",
         f"hushlab train --config training/configs/{cfg.get('name')}.toml",
         f".venv/bin/python -m training.ship {run} {name}"
-        + (f" --eval {eval_dir}" if eval_dir else ""),
+        + (f" --eval {eval_dir}" if eval_dir else "") + (" --note '...'" if note else ""),
         "```",
         f"Shipped checkpoint: the best validation score (PESQ + 0.1 x SI-SDR) at step "
         f"{m.get('step')} of {cfg.get('steps')} (batch {cfg.get('batch_size')} x "
         f"{cfg.get('data', {}).get('seconds')} s, AdamW lr {cfg.get('lr')} with warm-up and "
-        f"cosine decay), {last.get('wall_s', 0) / 3600:.2f} h of wall time on a 2-core CPU.",
+        f"cosine decay), {wall_h:.2f} h of wall time on a 2-core CPU (from the training log).",
+        *([note] if note else []),
         "Teacher: none (the baseline uses no SSL embeddings).",
         "",
         "## Data",
@@ -89,13 +93,15 @@ def main(argv=None) -> int:
     p.add_argument("name", help="shipped name, e.g. baseline")
     p.add_argument("--checkpoint", default="best.safetensors")
     p.add_argument("--eval", default="", help="a hushlab eval report folder for the card")
+    p.add_argument("--note", default="", help="a sentence for the card (how the run ended)")
     a = p.parse_args(argv)
     run = Path(a.run)
     src = run / a.checkpoint
     dst = SHIPPED_DIR / a.name
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst / "model.safetensors")
-    card = write_card(run, a.name, dst / "model.safetensors", Path(a.eval) if a.eval else None)
+    card = write_card(run, a.name, dst / "model.safetensors", Path(a.eval) if a.eval else None,
+                      a.note)
     (dst / "card.md").write_text(card)
     print(card)
     return 0
