@@ -17,15 +17,19 @@ from pathlib import Path
 from models.checkpoint import SHIPPED_DIR, load_checkpoint, read_metadata
 
 
-def write_card(run: Path, name: str, checkpoint: Path, eval_dir: Path | None,
-               note: str = "") -> str:
+def write_card(
+    run: Path, name: str, checkpoint: Path, eval_dir: Path | None, note: str = ""
+) -> str:
     meta = read_metadata(checkpoint)
     model, _ = load_checkpoint(checkpoint)
     hist = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines() if x]
     cfg = meta["train_config"]
     m = meta["metrics"]
-    times = [int(r[-1]) for r in (line.split(",") for line in
-             (run / "train_log.csv").read_text().splitlines()[1:]) if r and r[-1].isdigit()]
+    times = [
+        int(r[-1])
+        for r in (line.split(",") for line in (run / "train_log.csv").read_text().splitlines()[1:])
+        if r and r[-1].isdigit()
+    ]
     wall_h = (max(times) - min(times)) / 3600 if times else float("nan")
     lines = [
         f"# Model card: `{name}`",
@@ -40,7 +44,8 @@ def write_card(run: Path, name: str, checkpoint: Path, eval_dir: Path | None,
         "hushlab corpus build",
         f"hushlab train --config training/configs/{cfg.get('name')}.toml",
         f".venv/bin/python -m training.ship {run} {name}"
-        + (f" --eval {eval_dir}" if eval_dir else "") + (" --note '...'" if note else ""),
+        + (f" --eval {eval_dir}" if eval_dir else "")
+        + (" --note '...'" if note else ""),
         "```",
         f"Shipped checkpoint: the best validation score (PESQ + 0.1 x SI-SDR) at step "
         f"{m.get('step')} of {cfg.get('steps')} (batch {cfg.get('batch_size')} x "
@@ -100,8 +105,9 @@ def main(argv=None) -> int:
     dst = SHIPPED_DIR / a.name
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst / "model.safetensors")
-    card = write_card(run, a.name, dst / "model.safetensors", Path(a.eval) if a.eval else None,
-                      a.note)
+    card = write_card(
+        run, a.name, dst / "model.safetensors", Path(a.eval) if a.eval else None, a.note
+    )
     (dst / "card.md").write_text(card)
     print(card)
     return 0
