@@ -75,7 +75,9 @@ class BaselineHook:
         geom = _unwrap(model).config.geometry
         x, y = spectra(noisy, clean, geom)
         est = model(x)
-        return enhancement_loss(est, y, clean, geom, self.w_sisdr)
+        loss, logs = enhancement_loss(est, y, clean, geom, self.w_sisdr)
+        logs["estimate"] = est.detach()  # validation scores it without a second forward pass
+        return loss, logs
 
 
 def _unwrap(model):

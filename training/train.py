@@ -134,12 +134,9 @@ def validate(model, cfg: TrainConfig, mixes: list[dict], root, hook) -> dict:
     for m in mixes:
         noisy, clean = render_mixture(m, root)
         nt, ct = torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]
-        loss, _ = hook.compute_loss(model, (nt, ct))
+        loss, logs = hook.compute_loss(model, (nt, ct))
         losses.append(loss.item())
-        from training.losses import spectra
-
-        x, _ = spectra(nt, ct, geom)
-        est = model(x)[0]
+        est = logs["estimate"][0]
         y = istft(torch.complex(est[0], est[1]), geom).numpy()
         n = len(y)
         sisdr.append(si_sdr(clean[:n], y))
