@@ -22,6 +22,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--no-real-noise", action="store_true", help="synthetic noise only")
     s = sub.add_parser("summary", help="print the summary of a built corpus")
     s.add_argument("--out", default="")
+    c = sub.add_parser(
+        "subset",
+        help="copy a portable slice (train speech/noise, validation files; never test)",
+    )
+    c.add_argument("dest", help="new, empty corpus folder")
+    c.add_argument("--out", default="", help="source corpus (default: ~/.cache/hushlab/corpus)")
+    c.add_argument("--speech-hours", type=float, default=0.5)
+    c.add_argument("--noise-hours", type=float, default=0.15)
+    c.add_argument("--valid-pairs", type=int, default=40)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument(
+        "--max-file-seconds", type=float, default=0.0, help="cut longer training files (0: keep)"
+    )
 
 
 def run(args) -> int:
@@ -37,6 +50,21 @@ def run(args) -> int:
 
             raise UserError(f"no built corpus at {root}")
         print(summary_markdown(json.load(open(path))))
+        return 0
+    if args.action == "subset":
+        from training.corpus import subset
+
+        summary = subset(
+            args.out or default_corpus_dir(),
+            args.dest,
+            args.speech_hours,
+            args.noise_hours,
+            valid_pairs=args.valid_pairs,
+            seed=args.seed,
+            max_file_seconds=args.max_file_seconds,
+        )
+        print(summary_markdown(summary))
+        print(f"corpus subset: {args.dest}")
         return 0
     cfg = CorpusConfig(
         out=args.out,

@@ -57,6 +57,8 @@ class TrainConfig:
     ckpt_every: int = 100
     log_every: int = 25
     progress: bool = True
+    max_minutes: float = 0.0  # stop cleanly after so many minutes of training (0 = no limit)
+    time_schedule: bool = False  # pace warm-up/decay by max_minutes when that comes before steps
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
@@ -99,11 +101,15 @@ class TrainConfig:
         return asdict(self)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr_ratio``."""
+def lr_at(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio``. With ``time_schedule``, the decay
+    follows whichever is further along, steps or training time, so that a time-boxed run (on a
+    borrowed accelerator, say) still ends annealed."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     p = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    if cfg.time_schedule and cfg.max_minutes:
+        p = max(p, min(1.0, elapsed_s / (cfg.max_minutes * 60)))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
@@ -133,10 +139,11 @@ def validate(model, cfg: TrainConfig, mixes: list[dict], root, hook) -> dict:
     pesq_ids = {m["id"].split("_")[0] for m in mixes[: cfg.valid_pesq * 3]}
     for m in mixes:
         noisy, clean = render_mixture(m, root)
-        nt, ct = torch.from_numpy(noisy)[None], torch.from_numpy(clean)[None]
+        dev = next(model.parameters()).device
+        nt, ct = torch.from_numpy(noisy)[None].to(dev), torch.from_numpy(clean)[None].to(dev)
         loss, logs = hook.compute_loss(model, (nt, ct))
         losses.append(loss.item())
-        est = logs["estimate"][0]
+        est = logs["estimate"][0].cpu()
         y = istft(torch.complex(est[0], est[1]), geom).numpy()
         n = len(y)
         sisdr.append(si_sdr(clean[:n], y))
@@ -153,7 +160,9 @@ def validate(model, cfg: TrainConfig, mixes: list[dict], root, hook) -> dict:
         "valid_si_sdr_in": float(np.mean(sisdr_in)),
         "valid_pesq": float(np.mean(pesq)) if pesq else float("nan"),
     }
-    out["score"] = out["valid_pesq"] + 0.1 * out["valid_si_sdr"]
+    # PESQ can be missing (package not installed where training runs): rank by SI-SDR then.
+    pesq_term = 0.0 if math.isnan(out["valid_pesq"]) else out["valid_pesq"]
+    out["score"] = pesq_term + 0.1 * out["valid_si_sdr"]
     return out
 
 
@@ -166,6 +175,9 @@ def train(cfg: TrainConfig) -> Path:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -173,6 +185,7 @@ def train(cfg: TrainConfig) -> Path:
     hook = make_hook(cfg.variant, w_sisdr=cfg.w_sisdr)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, epoch = 0, -math.inf, 0
+    prior_s = 0.0  # training time of earlier invocations (resume)
     last = out / "last.pt"
     if last.exists():
         st = torch.load(last, map_location=device, weights_only=False)
@@ -181,6 +194,7 @@ def train(cfg: TrainConfig) -> Path:
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optim"])
         step, best, epoch = st["step"], st["best"], st["epoch"]
+        prior_s = st.get("train_seconds", 0.0)
         if rank == 0:
             log.info("resuming %s at step %d", out, step)
     if rank == 0:
@@ -210,6 +224,10 @@ def train(cfg: TrainConfig) -> Path:
         bar = tqdm(total=cfg.steps, initial=step, desc=cfg.name, unit="step", dynamic_ncols=True)
     t_start = time.time()
     run_t0 = time.time()
+
+    def elapsed() -> float:
+        return prior_s + time.time() - run_t0
+
     model.train()
     audio_per_step = cfg.batch_size * cfg.data.seconds * world
 
@@ -221,6 +239,7 @@ def train(cfg: TrainConfig) -> Path:
                 "step": step,
                 "best": best,
                 "epoch": epoch,
+                "train_seconds": elapsed(),
                 "config": cfg.to_dict(),
             },
             last,
@@ -231,7 +250,8 @@ def train(cfg: TrainConfig) -> Path:
             path, model, train_config=cfg.to_dict(), data=_data_description(cfg), metrics=metrics
         )
 
-    while step < cfg.steps:
+    stopping = False
+    while step < cfg.steps and not stopping:
         ds.set_epoch(epoch)
         skip = step - epoch * steps_per_epoch  # resume mid-epoch without replaying batches
         indices = list(range(max(0, skip) * cfg.batch_size, len(ds)))
@@ -249,7 +269,7 @@ def train(cfg: TrainConfig) -> Path:
                 break
             batch = [b.to(device) for b in batch]
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, cfg)
+                g["lr"] = lr_at(step, cfg, elapsed())
             loss, logs = hook.compute_loss(train_model, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -258,7 +278,15 @@ def train(cfg: TrainConfig) -> Path:
                 raise RuntimeError(f"loss became {loss.item()} at step {step}")
             opt.step()
             step += 1
+            if cfg.max_minutes and step % cfg.log_every == 0:
+                late = elapsed() > cfg.max_minutes * 60
+                flag = torch.tensor([int(late)], device=device)
+                if distributed:
+                    dist.all_reduce(flag)  # every process stops at the same step
+                stopping = bool(flag.item())
             if rank != 0:
+                if stopping:
+                    break
                 continue
             rate = audio_per_step / max(1e-9, (time.time() - t_start))
             t_start = time.time()
@@ -271,7 +299,7 @@ def train(cfg: TrainConfig) -> Path:
                 writer.writerow(
                     [
                         step,
-                        f"{lr_at(step, cfg):.3g}",
+                        f"{lr_at(step, cfg, elapsed()):.3g}",
                         f"{loss.item():.5f}",
                         f"{logs['si_sdr']:.2f}",
                         f"{rate:.1f}",
@@ -281,9 +309,9 @@ def train(cfg: TrainConfig) -> Path:
                 csv_f.flush()
             if step % cfg.ckpt_every == 0:
                 save_last()
-            if step % cfg.valid_every == 0 or step == cfg.steps:
+            if step % cfg.valid_every == 0 or step == cfg.steps or stopping:
                 res = validate(model, cfg, valid[0], valid[1], hook)
-                res.update(step=step, lr=lr_at(step, cfg), wall_s=round(time.time() - run_t0, 1))
+                res.update(step=step, lr=lr_at(step, cfg, elapsed()), wall_s=round(elapsed(), 1))
                 with open(history, "a") as f:
                     f.write(json.dumps(res) + "\n")
                 if bar:
@@ -297,6 +325,9 @@ def train(cfg: TrainConfig) -> Path:
                     save_model(out / "best.safetensors", res)
                 save_model(out / "latest.safetensors", res)
                 save_last()
+            if stopping:
+                log.info("stopping at step %d: max_minutes=%g reached", step, cfg.max_minutes)
+                break
         epoch += 1
     if rank == 0:
         save_last()

@@ -106,3 +106,25 @@ def test_distributed_two_cpu_processes(dns_tree, tmp_path):
     hist = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in hist] == [6]
     assert (out / "best.safetensors").exists()
+
+
+def test_time_paced_schedule_ends_annealed():
+    cfg = TrainConfig(steps=10000, warmup_steps=10, lr=1e-3, max_minutes=2.0, time_schedule=True)
+    assert lr_at(100, cfg, elapsed_s=0.0) == pytest.approx(
+        lr_at(100, TrainConfig(**{**cfg.to_dict(), "time_schedule": False, "data": cfg.data}))
+    )
+    assert lr_at(100, cfg, elapsed_s=120.0) == pytest.approx(cfg.lr * cfg.min_lr_ratio)
+    assert lr_at(100, cfg, elapsed_s=60.0) == pytest.approx(
+        cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5)
+    )
+
+
+@pytest.mark.slow
+def test_max_minutes_stops_cleanly_with_a_checkpoint(dns_tree, tmp_path):
+    cfg = _tiny(dns_tree, tmp_path / "run", steps=1000, max_minutes=1e-4, log_every=5)
+    train(cfg)
+    hist = [json.loads(x) for x in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in hist] == [5]  # validated and saved where it stopped
+    st = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert st["step"] == 5 and st["train_seconds"] > 0
+    assert (tmp_path / "run" / "best.safetensors").exists()

@@ -1,0 +1,102 @@
+"""`hushlab corpus subset`: a portable slice that keeps sources' shares, never takes the test
+split, cuts long files, and renders the stored validation mixtures exactly as the full corpus."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from training import corpus as C
+from training.data import render_mixture
+
+SR = 16000
+
+
+def _write(root, rel, seconds, seed):
+    x = np.random.default_rng(seed).uniform(-0.3, 0.3, int(seconds * SR)).astype(np.float32)
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(root / rel), x, SR, subtype="PCM_16")
+    return {"path": rel, "duration": seconds}
+
+
+@pytest.fixture
+def fake_corpus(tmp_path):
+    root = tmp_path / "full"
+    rows, k = [], 0
+    for split in ("train", "valid", "test"):
+        for source, n_voices in (("tts", 6), ("recorded", 2)):
+            for v in range(n_voices):
+                for i in range(3):
+                    k += 1
+                    r = _write(root, f"speech/{split}/{source}/{v}_{i}.flac", 8.0, k)
+                    rows.append(
+                        r
+                        | {
+                            "kind": "speech",
+                            "source": source,
+                            "voice": f"{source}{v}",
+                            "split": split,
+                        }
+                    )
+        for fam in ("hum", "babble", "rain"):
+            k += 1
+            r = _write(root, f"noise/{split}/synthetic/{fam}_000.flac", 20.0, k)
+            rows.append(r | {"kind": "noise", "source": "synthetic", "voice": fam, "split": split})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    valid_s = [r["path"] for r in rows if r["split"] == "valid" and r["kind"] == "speech"]
+    valid_n = [r["path"] for r in rows if r["split"] == "valid" and r["kind"] == "noise"]
+    mixes = []
+    for p in range(4):
+        for snr in (-5.0, 5.0):
+            mixes.append(
+                {
+                    "speech": valid_s[p],
+                    "noise": valid_n[p % 3],
+                    "noise_offset": 40000 + p,
+                    "snr": snr,
+                    "level": -25.0,
+                    "n_samples": 32000,
+                    "id": f"valid{p:04d}_snr{snr:+.0f}",
+                }
+            )
+    (root / "mixtures").mkdir()
+    (root / "mixtures" / "valid.json").write_text(
+        json.dumps({"key": {"n": 4, "snrs": [-5.0, 5.0]}, "mixtures": mixes})
+    )
+    return root
+
+
+def test_subset_keeps_shares_skips_test_and_renders_valid_identically(fake_corpus, tmp_path):
+    dst = tmp_path / "slice"
+    s = C.subset(
+        fake_corpus,
+        dst,
+        speech_hours=48 / 3600,
+        noise_hours=30 / 3600,
+        valid_pairs=3,
+        max_file_seconds=4.0,
+    )
+    rows = C.load_manifest(dst)
+    assert all(r["split"] != "test" for r in rows)
+    train = [r for r in rows if r["split"] == "train"]
+    speech = [r for r in train if r["kind"] == "speech"]
+    # sources keep their share (tts 6 voices : recorded 2), voices are spread before repeated
+    tts = sum(r["duration"] for r in speech if r["source"] == "tts")
+    rec = sum(r["duration"] for r in speech if r["source"] == "recorded")
+    assert tts == pytest.approx(36, abs=4) and rec == pytest.approx(12, abs=4)
+    assert len({r["voice"] for r in speech if r["source"] == "tts"}) == 6
+    for r in train:  # long files were cut to the limit, and the manifest says so
+        assert r["duration"] <= 4.0 and sf.info(str(dst / r["path"])).duration == pytest.approx(
+            r["duration"], abs=1e-3
+        )
+    assert len({r["voice"] for r in train if r["kind"] == "noise"}) == 3
+    full = json.loads((fake_corpus / "mixtures" / "valid.json").read_text())["mixtures"][:6]
+    part = json.loads((dst / "mixtures" / "valid.json").read_text())
+    assert part["key"]["n"] == 3 and len(part["mixtures"]) == 6
+    for a, b in zip(full, part["mixtures"], strict=True):
+        for x, y in zip(render_mixture(a, fake_corpus), render_mixture(b, dst), strict=True):
+            np.testing.assert_array_equal(x, y)
+    assert s["subset_of"]["max_file_seconds"] == 4.0
+    with pytest.raises(C.UserError, match="not empty"):
+        C.subset(fake_corpus, dst, 0.01, 0.01)
