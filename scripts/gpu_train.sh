@@ -3,10 +3,11 @@
 # audio packages, and copy the result to $OUT. Expects, in the work tree:
 #   .whl/     wheels of soundfile, cffi, pycparser, soxr, pystoi for the machine's Python
 #   .gpudata/corpus   a slice made by `hushlab corpus subset .gpudata/corpus ...`
-# Usage: scripts/gpu_train.sh CONFIG [KEY=VALUE ...]
+# Usage: scripts/gpu_train.sh train|train-teacher CONFIG [KEY=VALUE ...]
 set -u
-config=$1
-shift
+command=$1
+config=$2
+shift 2
 out=${OUT:-/tmp/hushlab-gpu-out}
 mkdir -p "$out"
 [ -n "${HUSHLAB_SKIP_WHEELS:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -15,22 +16,28 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 mount -o remount,size=32G /dev/shm 2>/dev/null || true
 { nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; df -h /dev/shm | tail -1;
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())"; } \
-    | tee "$out/machine.txt"
+    | tee /tmp/machine.txt
 run=/tmp/hushlab-run
-python3 -m app.cli train --config "$config" data.corpus=.gpudata/corpus out=$run "$@" \
-    >"$out/train.log" 2>&1
+if [ "$command" = train ]; then corpus=data.corpus=.gpudata/corpus; else corpus=corpus=.gpudata/corpus; fi
+python3 -m app.cli "$command" --config "$config" $corpus out=$run "$@" >"$out/train.log" 2>&1
 rc=$?
-if [ $rc -ne 0 ] && [ ! -f $run/best.safetensors ]; then
+if [ "$command" = train ] && [ $rc -ne 0 ] && [ ! -f $run/best.safetensors ]; then
     # Most likely the data loader's shared memory: go on in-process, resuming from last.pt.
-    echo "first attempt failed ($rc); again with num_workers=0" | tee -a "$out/machine.txt"
+    echo "first attempt failed ($rc); again with num_workers=0"
     tail -20 "$out/train.log"
-    python3 -m app.cli train --config "$config" data.corpus=.gpudata/corpus out=$run "$@" \
+    python3 -m app.cli "$command" --config "$config" $corpus out=$run "$@" \
         num_workers=0 >"$out/train2.log" 2>&1
     rc=$?
 fi
-for f in best.safetensors latest.safetensors history.jsonl train_log.csv config.json; do
+for f in best.safetensors latest.safetensors history.jsonl train_log.csv config.json \
+    pretraining.png; do
     [ -f $run/$f ] && cp $run/$f "$out/"
 done
+if [ -d $run/teacher ]; then  # the statistics are recomputed over the whole corpus at home
+    mkdir -p "$out/teacher"
+    cp $run/teacher/config.json $run/teacher/model.safetensors \
+        $run/teacher/preprocessor_config.json "$out/teacher/"
+fi
 tail -30 "$out/train.log"
 tail -5 $run/train_log.csv 2>/dev/null
 cat $run/history.jsonl 2>/dev/null

@@ -35,3 +35,50 @@ def dns_tree(tmp_path_factory):
             x *= np.sin(np.arange(len(x)) / 800.0) ** 2
         sf.write(sub / f"n{i}.flac", x.astype(np.float32), 16000)
     return root
+
+
+@pytest.fixture(scope="session")
+def mini_corpus(tmp_path_factory):
+    """A bundled-corpus layout in miniature (manifest.jsonl, train/valid/test speech and noise),
+    with speech-like clips: voices differ in pitch, and the test voices are unseen."""
+    import json
+
+    root = tmp_path_factory.mktemp("corpus")
+    rows, k = [], 0
+    rng = np.random.default_rng(0)
+    for split, voices in (("train", (0, 1, 2)), ("valid", (3,)), ("test", (4, 5))):
+        for v in voices:
+            for i in range(3):
+                k += 1
+                rel = f"speech/{split}/tts/v{v}_{i}.flac"
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                sf.write(root / rel, speechlike(3.0, seed=k, f0=90 + 25 * v), 16000)
+                rows.append(
+                    {
+                        "path": rel,
+                        "kind": "speech",
+                        "source": "tts",
+                        "voice": f"v{v}",
+                        "split": split,
+                        "duration": 3.0,
+                    }
+                )
+        for fam in ("hiss", "hum"):
+            rel = f"noise/{split}/synthetic/{fam}_000.flac"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            x = rng.standard_normal(16000 * 5) * 0.1
+            if fam == "hum":
+                x = 0.2 * np.sin(2 * np.pi * 50 * np.arange(len(x)) / 16000) + 0.1 * x
+            sf.write(root / rel, x.astype(np.float32), 16000)
+            rows.append(
+                {
+                    "path": rel,
+                    "kind": "noise",
+                    "source": "synthetic",
+                    "voice": fam,
+                    "split": split,
+                    "duration": 5.0,
+                }
+            )
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root

@@ -792,11 +792,13 @@ def subset(
     seed: int = 0,
     max_file_seconds: float = 0.0,
 ) -> dict:
-    """Copy a portable slice of a built corpus: training speech taken evenly across voices,
-    training noise evenly across sources and families, and the validation files that the first
+    """Copy a portable slice of a built corpus: training speech and noise taken source by source
+    in the full corpus's proportions and, within a source, evenly across voices (noise
+    families), and the validation files that the first
     ``valid_pairs`` stored validation mixtures use (with that mixture list). With
     ``max_file_seconds``, a training file longer than that is cut to a random excerpt of that
-    length, so the same bytes hold more voices and noises. The test split is never copied. For training on a machine the whole corpus cannot be sent to."""
+    length, so the same bytes hold more voices and noises. The test split is never copied.
+    For training on a machine the whole corpus cannot be sent to."""
     src, dst = Path(src), Path(dst)
     rows = load_manifest(src)
     if dst.exists() and any(dst.iterdir()):
@@ -813,7 +815,7 @@ def subset(
             if r["kind"] == kind:
                 by_source[r["source"]].append(r)
         total = sum(r["duration"] for g in by_source.values() for r in g) or 1.0
-        for source, group in sorted(by_source.items()):
+        for _, group in sorted(by_source.items()):
             share = sum(r["duration"] for r in group) / total  # each source keeps its share
             chosen += _round_robin(group, key, hours * 3600 * share, rng, max_file_seconds)
     mix_path = src / "mixtures" / "valid.json"

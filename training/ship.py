@@ -18,7 +18,13 @@ from models.checkpoint import SHIPPED_DIR, load_checkpoint, read_metadata
 
 
 def write_card(
-    run: Path, name: str, checkpoint: Path, eval_dir: Path | None, note: str = ""
+    run: Path,
+    name: str,
+    checkpoint: Path,
+    eval_dir: Path | None,
+    note: str = "",
+    how: list[str] | None = None,
+    hardware: str = "a 2-core CPU",
 ) -> str:
     meta = read_metadata(checkpoint)
     model, _ = load_checkpoint(checkpoint)
@@ -41,16 +47,23 @@ def write_card(
         "",
         "## How it was made",
         "```",
-        "hushlab corpus build",
-        f"hushlab train --config training/configs/{cfg.get('name')}.toml",
+        *(
+            how
+            or [
+                "hushlab corpus build",
+                f"hushlab train --config training/configs/{cfg.get('name')}.toml",
+            ]
+        ),
         f".venv/bin/python -m training.ship {run} {name}"
         + (f" --eval {eval_dir}" if eval_dir else "")
-        + (" --note '...'" if note else ""),
+        + (" --note '...'" if note else "")
+        + (" --how '...'" if how else "")
+        + (f" --hardware '{hardware}'" if hardware != "a 2-core CPU" else ""),
         "```",
         f"Shipped checkpoint: the best validation score (PESQ + 0.1 x SI-SDR) at step "
         f"{m.get('step')} of {cfg.get('steps')} (batch {cfg.get('batch_size')} x "
         f"{cfg.get('data', {}).get('seconds')} s, AdamW lr {cfg.get('lr')} with warm-up and "
-        f"cosine decay), {wall_h:.2f} h of wall time on a 2-core CPU (from the training log).",
+        f"cosine decay), {wall_h:.2f} h of wall time on {hardware} (from the training log).",
         *([note] if note else []),
         "Teacher: none (the baseline uses no SSL embeddings).",
         "",
@@ -60,7 +73,8 @@ def write_card(
     cs = data.get("corpus_summary", {})
     if cs:
         lines.append(
-            f"The bundled corpus: {cs.get('total_speech_hours')} h of clean speech, "
+            f"Corpus `{data.get('corpus') or 'default'}`: {cs.get('total_speech_hours')} h of"
+            " clean speech, "
             f"{cs.get('total_noise_hours')} h of noise; voices per split "
             f"{cs.get('voices')}."
         )
@@ -71,7 +85,8 @@ def write_card(
         f"{data.get('p_bandlimit')}, clipping {data.get('p_clip')}, real-noise share "
         f"{data.get('real_noise_share')}.",
         "",
-        "## Validation during training (valid split: 40 pairs x (-5, 0, +5) dB)",
+        f"## Validation during training (valid split: {cfg.get('valid_mixtures')} pairs x"
+        " (-5, 0, +5) dB)",
         "| step | loss | SI-SDR (dB) | input SI-SDR (dB) | PESQ-WB |",
         "|---|---|---|---|---|",
     ]
@@ -99,6 +114,10 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default="best.safetensors")
     p.add_argument("--eval", default="", help="a hushlab eval report folder for the card")
     p.add_argument("--note", default="", help="a sentence for the card (how the run ended)")
+    p.add_argument(
+        "--how", action="append", default=None, help="a command that made it (repeatable)"
+    )
+    p.add_argument("--hardware", default="a 2-core CPU", help="where it trained")
     a = p.parse_args(argv)
     run = Path(a.run)
     src = run / a.checkpoint
@@ -106,7 +125,13 @@ def main(argv=None) -> int:
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst / "model.safetensors")
     card = write_card(
-        run, a.name, dst / "model.safetensors", Path(a.eval) if a.eval else None, a.note
+        run,
+        a.name,
+        dst / "model.safetensors",
+        Path(a.eval) if a.eval else None,
+        a.note,
+        a.how,
+        a.hardware,
     )
     (dst / "card.md").write_text(card)
     print(card)

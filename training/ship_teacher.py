@@ -1,0 +1,121 @@
+"""Ship a pre-trained teacher: ``models/teachers/<name>/`` with a model card.
+
+    .venv/bin/python -m training.ship_teacher runs/teacher teacher [--how CMD ...]
+
+Copies the run's ``save_pretrained`` folder, computes the per-layer normalisation statistics over
+the corpus's clean training speech when the folder has none, runs the voicing probe
+(training/probe.py) against an untrained teacher and log-mel features, and writes the card: data,
+steps, the pre-training curves (contrastive loss per masked frame, masked-frame accuracy) and the
+probe table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+from pathlib import Path
+
+from models.teacher import STATS_FILE, TEACHERS_DIR, Teacher
+
+
+def write_card(run: Path, name: str, dest: Path, probe_res: dict, how: list[str], hw: str) -> str:
+    from training.probe import probe_markdown
+
+    cfg = json.loads((run / "config.json").read_text())
+    hist = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines() if x.strip()]
+    t = Teacher(dest)
+    d = t.describe()
+    chance = math.log(1 + cfg["num_negatives"])
+    last = hist[-1]
+    corpus = cfg.get("corpus") or "the bundled corpus"
+    summary = Path(cfg["corpus"]) / "summary.json" if cfg.get("corpus") else None
+    data = f"clean training speech of `{corpus}`"
+    if summary and summary.exists():
+        s = json.loads(summary.read_text())
+        data += f" ({s['total_speech_hours']:.2f} h, {s['voices'].get('train', 0)} voices)"
+    lines = [
+        f"# Teacher card: `{name}`",
+        "",
+        f"A compact Wav2Vec2 ({d['parameters'] / 1e6:.2f} M parameters, {d['layers']} transformer"
+        f" layers, {d['dim']}-d, the wav2vec2-base convolutional front end: 400-sample receptive"
+        " field, 20 ms stride) pre-trained from scratch with the wav2vec 2.0 objective"
+        " (`Wav2Vec2ForPreTraining`: masked spans, contrastive loss against"
+        f" {cfg['num_negatives']} sampled negatives plus codebook diversity, Gumbel temperature"
+        f" {cfg['gumbel_start']} -> {cfg['gumbel_end']}). Saved with `save_pretrained`; it loads"
+        " through the same code as `facebook/wav2vec2-base` (`hushlab analyze --teacher DIR`)."
+        " Default layer: the last.",
+        "",
+        "## How it was made",
+        "```",
+        *how,
+        f".venv/bin/python -m training.ship_teacher {run} {name}" + " --how '...'" * bool(how),
+        "```",
+        f"Data: {data}; crops of {cfg['seconds']} s, batch {cfg['batch_size']}, AdamW lr"
+        f" {cfg['lr']} with warm-up and cosine decay; {last['step']} steps,"
+        f" {last['wall_s'] / 60:.1f} min on {hw}. Normalisation statistics"
+        f" (`{STATS_FILE}`): every layer, over clean training speech of the full corpus.",
+        "",
+        "## Pre-training curves",
+        "",
+        f"Validation: {cfg['valid_clips']} fixed {cfg['seconds']} s crops of the valid split."
+        f" Chance: contrastive loss {chance:.2f} per masked frame, accuracy"
+        f" {1 / (1 + cfg['num_negatives']):.3f}.",
+        "",
+        "| step | contrastive loss per masked frame | masked-frame accuracy |",
+        "|---|---|---|",
+        *[
+            f"| {h['step']} | {h['valid_contrastive']:.3f} | {h['valid_accuracy']:.3f} |"
+            for h in hist
+        ],
+        "",
+        "![pre-training curves](pretraining.png)",
+        "",
+        "## Probe: what the embeddings carry",
+        "",
+        probe_markdown(probe_res),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    from training.corpus import default_corpus_dir
+    from training.probe import probe
+    from training.teacher import corpus_stats, plot_history
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", help="pre-training output folder (with teacher/)")
+    p.add_argument("name", help="shipped name, e.g. teacher")
+    p.add_argument("--how", action="append", default=[], help="a command that made it")
+    p.add_argument("--hardware", default="a 2-core CPU", help="where it trained")
+    p.add_argument("--corpus", default="", help="corpus for statistics and the probe")
+    p.add_argument("--probe-utterances", type=int, default=80)
+    a = p.parse_args(argv)
+    run = Path(a.run)
+    dest = TEACHERS_DIR / a.name
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in ("config.json", "model.safetensors", "preprocessor_config.json"):
+        shutil.copyfile(run / "teacher" / f, dest / f)
+    corpus = a.corpus or str(default_corpus_dir())
+    teacher = Teacher(dest)
+    stats = dest / STATS_FILE
+    if stats.exists():
+        from safetensors import safe_open
+
+        with safe_open(str(stats), "pt") as f:
+            if f.metadata().get("digest") != teacher.digest:
+                stats.unlink()
+    if not stats.exists():
+        corpus_stats(teacher, corpus)
+    plot_history(run, dest / "pretraining.png")
+    res = probe(teacher, corpus, utterances=a.probe_utterances)
+    (dest / "probe.json").write_text(json.dumps(res, indent=1))
+    card = write_card(run, a.name, dest, res, a.how, a.hardware)
+    (dest / "card.md").write_text(card)
+    print(card)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
