@@ -1,12 +1,17 @@
-"""A linear probe: do a teacher's embeddings carry speech structure?
+"""Linear probes: do a teacher's embeddings carry speech structure?
 
-Task: classify every 20 ms frame of clean speech as silence, unvoiced or voiced speech. Labels
-come from the waveform of the frame's own 25 ms window (energy relative to the utterance's
+Voicing task: classify every 20 ms frame of clean speech as silence, unvoiced or voiced speech.
+Labels come from the waveform of the frame's own 25 ms window (energy relative to the utterance's
 loudest frame; voicing from the normalised autocorrelation peak between 2.5 and 12.5 ms, i.e.
 80-400 Hz). A multinomial logistic regression is fitted on the embeddings of utterances from one
 half of the voices and scored (balanced accuracy; chance 1/3) on the other half, per layer. The
 same probe runs on an untrained teacher of the same architecture and on 40 log-mel energies, so
 the trained teacher's figure can be read against what architecture or plain acoustics give.
+
+Sentence task (phonetic content across voices): N test-range sentences are spoken by two
+espeak-ng voices that training never heard (the held-out accent, two held-out variants); a
+probe fitted on voice A's speech frames must tell which sentence a frame of voice B came from.
+Only what is said, not how, carries over from A to B; chance is 1/N.
 """
 
 from __future__ import annotations
@@ -66,13 +71,15 @@ def log_mel(x: np.ndarray, n_mels: int = 40) -> np.ndarray:
     return np.log(spec.numpy() @ fb.T + 1e-8).astype(np.float32)
 
 
-def fit_probe(xtr, ytr, xte, yte, steps: int = 200, wd: float = 1e-3) -> float:
+def fit_probe(
+    xtr, ytr, xte, yte, steps: int = 200, wd: float = 1e-3, n_classes: int = len(CLASSES)
+) -> float:
     """Balanced accuracy on (xte, yte) of a logistic regression fitted on (xtr, ytr)."""
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
     a = torch.tensor((xtr - mu) / sd, dtype=torch.float32)
     b = torch.tensor((xte - mu) / sd, dtype=torch.float32)
     y = torch.tensor(ytr)
-    k = len(CLASSES)
+    k = n_classes
     counts = torch.bincount(y, minlength=k).float()
     weight = counts.sum() / (k * torch.clamp(counts, min=1))
     lin = torch.nn.Linear(a.shape[1], k)
@@ -105,8 +112,6 @@ def probe(
     random_teacher: bool = True,
 ) -> dict:
     """Balanced accuracy per layer for ``teacher``, an untrained copy and log-mel features."""
-    from models.teacher import Teacher
-
     rows = [r for r in load_manifest(corpus) if r["kind"] == "speech" and r["split"] == split]
     rng = np.random.default_rng(seed)
     rows = [rows[i] for i in rng.permutation(len(rows))[:utterances]]
@@ -139,24 +144,91 @@ def probe(
         "log_mel": run([log_mel(x) for x, _ in clips]),
     }
     if random_teacher:
-        from transformers import Wav2Vec2Model
-
-        torch.manual_seed(seed)
-        untrained = Wav2Vec2Model(teacher.model.config)
-        with tempfile.TemporaryDirectory() as d:
-            untrained.save_pretrained(d)
-            pre = Path(teacher.source) / "preprocessor_config.json"
-            if pre.exists():
-                (Path(d) / "preprocessor_config.json").write_text(pre.read_text())
-            out["untrained"] = layers_of(Teacher(d))
+        out["untrained"] = layers_of(_untrained_copy(teacher, seed))
     return out
+
+
+def sentence_probe(
+    teacher, n_sentences: int = 12, voices=(("en-gb-x-gbcwmd", "f4"), ("en-gb-x-gbcwmd", "m6"))
+) -> dict:
+    """Cross-voice sentence identification per speech frame, per layer (and the untrained
+    teacher and log-mel features), balanced accuracy."""
+    from training.corpus import N_SENTENCES, SENTENCE_SPLIT, _synth_espeak
+    from training.text import sentences
+
+    lo, hi = SENTENCE_SPLIT["test"]
+    from training.corpus import CorpusConfig
+
+    texts = sentences(N_SENTENCES, seed=CorpusConfig().seed)[lo:hi][:n_sentences]  # test range
+    clips = {v: [] for v in voices}
+    for v in voices:
+        for text in texts:
+            x = _synth_espeak(text, {"accent": v[0], "variant": v[1], "pitch": 50, "speed": 160})
+            clips[v].append(x.astype(np.float32))
+
+    def frames(feats_of):
+        xs, ys = {}, {}
+        for v in voices:
+            f, y = [], []
+            for k, x in enumerate(clips[v]):
+                speech = voicing_labels(x) > 0
+                e = feats_of(x)
+                n = min(len(e), len(speech))
+                f.append(e[:n][speech[:n]])
+                y.append(np.full(int(speech[:n].sum()), k))
+            xs[v], ys[v] = np.concatenate(f), np.concatenate(y)
+        return xs, ys
+
+    def score(xs, ys):
+        a, b = voices
+        return 0.5 * (
+            fit_probe(xs[a], ys[a], xs[b], ys[b], n_classes=n_sentences)
+            + fit_probe(xs[b], ys[b], xs[a], ys[a], n_classes=n_sentences)
+        )
+
+    def layers_of(t):
+        cache = {id(x): t.hidden_states(x)[:, 0].numpy() for v in voices for x in clips[v]}
+        return [score(*frames(lambda x, i=i: cache[id(x)][i])) for i in range(t.n_layers + 1)]
+
+    out = {
+        "task": f"which of {n_sentences} sentences a speech frame of an unseen voice came from,"
+        f" fitted on another unseen voice; balanced accuracy, chance {1 / n_sentences:.3f}",
+        "voices": [f"{a}+{v}" for a, v in voices],
+        "teacher": layers_of(teacher),
+        "log_mel": score(*frames(log_mel)),
+        "untrained": layers_of(_untrained_copy(teacher)),
+    }
+    return out
+
+
+def _untrained_copy(teacher, seed: int = 0):
+    """The same architecture, randomly initialised, loaded through the folder path."""
+    from transformers import Wav2Vec2Model
+
+    from models.teacher import Teacher
+
+    torch.manual_seed(seed)
+    untrained = Wav2Vec2Model(teacher.model.config)
+    d = tempfile.mkdtemp(prefix="hushlab-untrained-")
+    untrained.save_pretrained(d)
+    pre = Path(teacher.source) / "preprocessor_config.json"
+    if pre.exists():
+        (Path(d) / "preprocessor_config.json").write_text(pre.read_text())
+    return Teacher(d)
 
 
 def probe_markdown(res: dict) -> str:
     n = len(res["teacher"])
+    if "voices" in res:
+        head = f"Linear probe ({res['task']}; voices {' and '.join(res['voices'])}, each way):"
+    else:
+        head = (
+            f"Linear probe ({res['task']}; {res['frames']} frames of {res['utterances']} unseen"
+            f" '{res['split']}' utterances, fitted on half of the voices, scored on the other"
+            " half):"
+        )
     lines = [
-        f"Linear probe ({res['task']}; {res['frames']} frames of {res['utterances']} unseen"
-        f" '{res['split']}' utterances, fitted on half of the voices, scored on the other half):",
+        head,
         "",
         "| features | " + " | ".join(f"layer {i}" for i in range(n)) + " |",
         "|---|" + "---|" * n,

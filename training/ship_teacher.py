@@ -4,7 +4,9 @@
 
 Copies the run's ``save_pretrained`` folder, computes the per-layer normalisation statistics over
 the corpus's clean training speech when the folder has none, runs the voicing probe
-(training/probe.py) against an untrained teacher and log-mel features, and writes the card: data,
+probes
+(training/probe.py: cross-voice sentence identity, voicing) against an untrained teacher and
+log-mel features, and writes the card: data,
 steps, the pre-training curves (contrastive loss per masked frame, masked-frame accuracy) and the
 probe table.
 """
@@ -20,7 +22,9 @@ from pathlib import Path
 from models.teacher import STATS_FILE, TEACHERS_DIR, Teacher
 
 
-def write_card(run: Path, name: str, dest: Path, probe_res: dict, how: list[str], hw: str) -> str:
+def write_card(
+    run: Path, name: str, dest: Path, probes: list[dict], how: list[str], hw: str
+) -> str:
     from training.probe import probe_markdown
 
     cfg = json.loads((run / "config.json").read_text())
@@ -72,16 +76,17 @@ def write_card(run: Path, name: str, dest: Path, probe_res: dict, how: list[str]
         "",
         "![pre-training curves](pretraining.png)",
         "",
-        "## Probe: what the embeddings carry",
+        "## Probes: what the embeddings carry",
         "",
-        probe_markdown(probe_res),
     ]
+    for res in probes:
+        lines += [probe_markdown(res), ""]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     from training.corpus import default_corpus_dir
-    from training.probe import probe
+    from training.probe import probe, sentence_probe
     from training.teacher import corpus_stats, plot_history
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -109,9 +114,9 @@ def main(argv=None) -> int:
     if not stats.exists():
         corpus_stats(teacher, corpus)
     plot_history(run, dest / "pretraining.png")
-    res = probe(teacher, corpus, utterances=a.probe_utterances)
-    (dest / "probe.json").write_text(json.dumps(res, indent=1))
-    card = write_card(run, a.name, dest, res, a.how, a.hardware)
+    probes = [sentence_probe(teacher), probe(teacher, corpus, utterances=a.probe_utterances)]
+    (dest / "probe.json").write_text(json.dumps(probes, indent=1))
+    card = write_card(run, a.name, dest, probes, a.how, a.hardware)
     (dest / "card.md").write_text(card)
     print(card)
     return 0

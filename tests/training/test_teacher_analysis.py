@@ -1,6 +1,7 @@
 """Teacher pre-training (tiny), the voicing probe and `hushlab analyze`."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -159,3 +160,14 @@ def test_analyze_cli(trained, mini_corpus, tmp_path, capsys):
     assert rc == 0 and "Embedding analysis" in capsys.readouterr().out
     assert main(["analyze", "--teacher", str(dest), "--snrs", "x,y"]) == 2
     assert main(["analyze", "--teacher", str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_sentence_probe_runs_per_layer(trained):
+    from training.probe import probe_markdown, sentence_probe
+
+    _, dest = trained
+    res = sentence_probe(Teacher(str(dest)), n_sentences=3)
+    assert len(res["teacher"]) == 3 and len(res["untrained"]) == 3
+    assert all(0 <= a <= 1 for a in res["teacher"] + res["untrained"] + [res["log_mel"]])
+    assert "chance 0.333" in res["task"] and "| trained teacher |" in probe_markdown(res)
