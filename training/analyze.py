@@ -281,7 +281,9 @@ def plot(s: dict, out: Path) -> list[Path]:
     for a in ax:
         a.grid(alpha=0.3)
     ax[2].legend(fontsize=8)
-    fig.suptitle(f"teacher {t['teacher']}: noisy vs clean embeddings ({s['utterances']} utts)")
+    fig.suptitle(
+        f"Teacher '{t['teacher']}': noisy vs clean embeddings ({s['utterances']} utterances)"
+    )
     fig.tight_layout()
     p = out / "analysis.png"
     fig.savefig(p, dpi=100)
