@@ -49,9 +49,21 @@ class DataConfig:
     max_files: int = 0  # 0 = all (tests use a few)
 
 
-def _split_by_hash(path: str, valid_fraction: float) -> str:
-    h = int(hashlib.sha1(path.encode()).hexdigest()[:8], 16) / 2**32
-    return "valid" if h < valid_fraction else "train"
+def _hash_unit(key: str) -> float:
+    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 2**32
+
+
+def split_files(files: list[Path], root: str, split: str, valid_fraction: float) -> list[Path]:
+    """The files of ``split`` ("train" or "valid") of a folder without splits: a hash of each
+    path relative to ``root`` decides (so the split survives moving the folder); with two or
+    more files, neither split is left empty."""
+    keys = [_hash_unit(str(Path(f).relative_to(root))) for f in files]
+    valid = [k < valid_fraction for k in keys]
+    if len(files) >= 2 and not any(valid):
+        valid[int(np.argmin(keys))] = True
+    if len(files) >= 2 and all(valid):
+        valid[int(np.argmax(keys))] = False
+    return [f for f, v in zip(files, valid, strict=True) if v == (split == "valid")]
 
 
 def list_sources(cfg: DataConfig, split: str) -> tuple[list[Path], list[Path]]:
@@ -69,8 +81,8 @@ def list_sources(cfg: DataConfig, split: str) -> tuple[list[Path], list[Path]]:
                 raise UserError(f"{d}: no audio files found for {name}")
         if split == "test":
             split = "valid"
-        speech = [p for p in speech if _split_by_hash(str(p), cfg.valid_fraction) == split]
-        noise = [p for p in noise if _split_by_hash(str(p), cfg.valid_fraction) == split]
+        speech = split_files(speech, cfg.clean_dir, split, cfg.valid_fraction)
+        noise = split_files(noise, cfg.noise_dir, split, cfg.valid_fraction)
     else:
         from training.corpus import default_corpus_dir, load_manifest
 

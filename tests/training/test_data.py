@@ -74,3 +74,18 @@ def test_fixed_mixtures_exact_snr_and_reproducible(dns_tree):
         assert abs(snr_db(clean, noisy - clean) - m["snr"]) < 0.01
         n2, c2 = render_mixture(m)
         assert np.array_equal(noisy, n2)
+
+
+def test_folder_split_survives_a_move_and_is_never_empty(dns_tree, tmp_path):
+    import shutil
+
+    from training.data import split_files
+
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(dns_tree, moved)
+    a = [p.relative_to(dns_tree) for p in list_sources(_cfg(dns_tree), "valid")[0]]
+    b = [p.relative_to(moved) for p in list_sources(_cfg(moved), "valid")[0]]
+    assert a == b and a
+    files = [tmp_path / f"f{i}.wav" for i in range(3)]
+    assert len(split_files(files, str(tmp_path), "valid", 0.0)) == 1  # never empty
+    assert len(split_files(files, str(tmp_path), "train", 1.0)) == 1
