@@ -728,10 +728,10 @@ class MainWindow(QtWidgets.QMainWindow):
             lines.append(
                 "validation: "
                 + ", ".join(
-                    f"{k.replace('valid_', '')} {v:.2f}"
+                    f"{k.replace('valid_', '').replace('_', '-').upper()} {v:.2f}"
                     for k, v in m.items()
-                    if k in ("valid_pesq", "valid_si_sdr") and isinstance(v, float)
-                )
+                    if k in ("valid_pesq", "valid_si_sdr") and isinstance(v, float) and v == v
+                )  # (v == v: a metric not measured is NaN and is left out)
             )
         data = meta.get("data") or {}
         if data.get("corpus_summary"):

@@ -211,6 +211,20 @@ def markdown(s: dict) -> str:
         lines.append(
             f"| {layer} | " + " | ".join(f"{d[c]['cosine']:.3f}" for c in s["conditions"]) + " |"
         )
+    lines += [
+        "",
+        "Euclidean distance of noisy and clean embeddings per layer, relative to the clean"
+        " embedding's norm:",
+        "",
+        "| layer | " + " | ".join(s["conditions"]) + " |",
+        "|---|" + "---|" * len(s["conditions"]),
+    ]
+    for layer, d in s["layers"].items():
+        lines.append(
+            f"| {layer} | "
+            + " | ".join(f"{d[c]['relative_distance']:.3f}" for c in s["conditions"])
+            + " |"
+        )
     lags = list(next(iter(sel.values()))["lag_corr"])
     lines += [
         "",
