@@ -58,6 +58,7 @@ class TrainConfig:
     log_every: int = 25
     progress: bool = True
     max_minutes: float = 0.0  # stop cleanly after so many minutes of training (0 = no limit)
+    init: str = ""  # start from this checkpoint's weights (fine-tuning); ignored when resuming
     time_schedule: bool = False  # pace warm-up/decay by max_minutes when that comes before steps
 
     @classmethod
@@ -197,6 +198,15 @@ def train(cfg: TrainConfig) -> Path:
         prior_s = st.get("train_seconds", 0.0)
         if rank == 0:
             log.info("resuming %s at step %d", out, step)
+    elif cfg.init:
+        from models.checkpoint import load_checkpoint, resolve_model_path
+
+        src, meta = load_checkpoint(resolve_model_path(cfg.init))
+        if meta.get("config") != json.loads(json.dumps(model.config.to_dict())):
+            raise UserError(f"{cfg.init}: its model config differs from this run's")
+        model.load_state_dict(src.state_dict())
+        if rank == 0:
+            log.info("starting from the weights of %s", cfg.init)
     if rank == 0:
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     train_model = model

@@ -128,3 +128,25 @@ def test_max_minutes_stops_cleanly_with_a_checkpoint(dns_tree, tmp_path):
     st = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
     assert st["step"] == 5 and st["train_seconds"] > 0
     assert (tmp_path / "run" / "best.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_init_starts_from_a_checkpoint_and_checks_its_config(dns_tree, tmp_path):
+    from dsp.errors import UserError
+    from models.checkpoint import load_checkpoint, save_checkpoint
+    from models.registry import build_model
+
+    cfg = _tiny(dns_tree, tmp_path / "run", steps=1, valid_every=1, warmup_steps=1)
+    torch.manual_seed(123)
+    src = build_model("gcrn", cfg.model_config)
+    save_checkpoint(tmp_path / "src.safetensors", src)
+    cfg.init = str(tmp_path / "src.safetensors")
+    cfg.lr = 1e-12  # one step that barely moves: the weights must be the source's
+    train(cfg)
+    got, _ = load_checkpoint(tmp_path / "run" / "latest.safetensors")
+    for (k, a), b in zip(src.named_parameters(), got.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), k  # (BatchNorm running stats do move)
+    other = _tiny(dns_tree, tmp_path / "run2", steps=1, model_config={"channels": [8, 8, 8, 8, 8]})
+    other.init = str(tmp_path / "src.safetensors")
+    with pytest.raises(UserError, match="model config differs"):
+        train(other)
