@@ -82,3 +82,18 @@ def mini_corpus(tmp_path_factory):
             )
     (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root
+
+
+# A tiny Wav2Vec2 (overrides of training.teacher.COMPACT) that builds and runs in milliseconds.
+TINY_TEACHER = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "conv_dim": [16] * 7,
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 4,
+    "num_codevectors_per_group": 8,
+    "codevector_dim": 16,
+    "proj_codevector_dim": 16,
+}

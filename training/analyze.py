@@ -126,15 +126,16 @@ def analyze(cfg: AnalysisConfig, teacher=None, progress: bool = True) -> dict:
     example = None
     for i in tqdm(range(len(clean)), desc="analyze", unit="utt", disable=not progress):
         c = clean[i]
-        h_clean = teacher.hidden_states(c)[:, 0].numpy()  # [L + 1, T, D]
         other = fit_length(clean[(i + 1) % len(clean)], len(c))
         variants = {FLOOR: other}
         v = fit_length(noises[i], len(c), rng)  # the same noise segment at every SNR
-        for snr in cfg.snrs:
-            noisy, ref, _ = mix_at_snr(c, v, snr, level_dbfs=-25.0)
+        ref = c
+        for k, snr in enumerate(cfg.snrs):
+            noisy, scaled, _ = mix_at_snr(c, v, snr, level_dbfs=-25.0)
             variants[f"{snr:+g} dB"] = noisy
-            if snr == cfg.snrs[0]:
-                h_clean = teacher.hidden_states(ref)[:, 0].numpy()  # same level as the mixture
+            if k == 0:
+                ref = scaled  # the clean reference at the first mixture's level
+        h_clean = teacher.hidden_states(ref)[:, 0].numpy()  # [L + 1, T, D]
         for cond, wave in variants.items():
             h = teacher.hidden_states(wave)[:, 0].numpy()
             for layer in range(layers):
@@ -200,31 +201,17 @@ def markdown(s: dict) -> str:
             + " | ".join(f"{m['window_corr'][w]:.3f}" for w in ws)
             + " |"
         )
-    lines += [
-        "",
+    lines += _layer_table(
+        s,
+        "cosine",
         "Cosine similarity of noisy and clean embeddings per layer (0 = transformer input):",
-        "",
-        "| layer | " + " | ".join(s["conditions"]) + " |",
-        "|---|" + "---|" * len(s["conditions"]),
-    ]
-    for layer, d in s["layers"].items():
-        lines.append(
-            f"| {layer} | " + " | ".join(f"{d[c]['cosine']:.3f}" for c in s["conditions"]) + " |"
-        )
-    lines += [
-        "",
+    )
+    lines += _layer_table(
+        s,
+        "relative_distance",
         "Euclidean distance of noisy and clean embeddings per layer, relative to the clean"
         " embedding's norm:",
-        "",
-        "| layer | " + " | ".join(s["conditions"]) + " |",
-        "|---|" + "---|" * len(s["conditions"]),
-    ]
-    for layer, d in s["layers"].items():
-        lines.append(
-            f"| {layer} | "
-            + " | ".join(f"{d[c]['relative_distance']:.3f}" for c in s["conditions"])
-            + " |"
-        )
+    )
     lags = list(next(iter(sel.values()))["lag_corr"])
     lines += [
         "",
@@ -236,6 +223,16 @@ def markdown(s: dict) -> str:
     for c, m in sel.items():
         lines.append(f"| {c} | " + " | ".join(f"{m['lag_corr'][k]:.3f}" for k in lags) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _layer_table(s: dict, key: str, title: str) -> list[str]:
+    lines = ["", title, "", "| layer | " + " | ".join(s["conditions"]) + " |"]
+    lines.append("|---|" + "---|" * len(s["conditions"]))
+    for layer, d in s["layers"].items():
+        lines.append(
+            f"| {layer} | " + " | ".join(f"{d[c][key]:.3f}" for c in s["conditions"]) + " |"
+        )
+    return lines
 
 
 def plot(s: dict, out: Path) -> list[Path]:
@@ -255,24 +252,9 @@ def plot(s: dict, out: Path) -> list[Path]:
     fig, ax = plt.subplots(1, 3, figsize=(14, 4))
     for c in conds:
         ls = "--" if c == FLOOR else "-"
-        ws = [int(w) for w in sel[c]["window_corr"]]
-        ax[0].plot(
-            [_ms(w) for w in ws],
-            list(sel[c]["window_corr"].values()),
-            ls,
-            marker="o",
-            color=colors[c],
-            label=c,
-        )
-        ks = [int(k) for k in sel[c]["lag_corr"]]
-        ax[1].plot(
-            [_ms(k) for k in ks],
-            list(sel[c]["lag_corr"].values()),
-            ls,
-            marker="o",
-            color=colors[c],
-            label=c,
-        )
+        for a, key in ((ax[0], "window_corr"), (ax[1], "lag_corr")):
+            xs = [_ms(int(k)) for k in sel[c][key]]
+            a.plot(xs, list(sel[c][key].values()), ls, marker="o", color=colors[c], label=c)
         ax[2].plot(
             [int(x) for x in layers],
             [s["layers"][x][c]["cosine"] for x in layers],

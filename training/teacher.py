@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-import tomllib
 import torch
 
 from dsp.errors import UserError
@@ -66,26 +65,9 @@ class TeacherConfig:
 
     @classmethod
     def from_toml(cls, path, overrides: list[str] | None = None) -> TeacherConfig:
-        path = Path(path)
-        if not path.exists():
-            raise UserError(f"{path}: no such config")
-        try:
-            d = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{path}: invalid TOML: {exc}") from None
-        for ov in overrides or []:
-            if "=" not in ov:
-                raise UserError(f"override '{ov}' is not KEY=VALUE")
-            key, val = ov.split("=", 1)
-            try:
-                parsed = tomllib.loads(f"v = {val}")["v"]
-            except tomllib.TOMLDecodeError:
-                parsed = val
-            node = d
-            *parents, leaf = key.split(".")
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = parsed
+        from training.train import load_toml
+
+        d = load_toml(path, overrides)
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise UserError(f"unknown teacher config keys: {sorted(unknown)}")

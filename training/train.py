@@ -32,6 +32,32 @@ from training.losses import make_hook
 log = logging.getLogger(__name__)
 
 
+def load_toml(path: str | os.PathLike, overrides: list[str] | None = None) -> dict:
+    """A TOML config as a dict, with ``KEY=VALUE`` overrides applied (dotted keys for tables;
+    values parsed as TOML, else taken as strings)."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such config")
+    try:
+        d = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: invalid TOML: {exc}") from None
+    for ov in overrides or []:
+        if "=" not in ov:
+            raise UserError(f"override '{ov}' is not KEY=VALUE")
+        key, val = ov.split("=", 1)
+        try:
+            parsed = tomllib.loads(f"v = {val}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = val
+        node = d
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = parsed
+    return d
+
+
 @dataclass
 class TrainConfig:
     name: str = "baseline"
@@ -63,27 +89,7 @@ class TrainConfig:
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
-        path = Path(path)
-        if not path.exists():
-            raise UserError(f"{path}: no such config")
-        try:
-            d = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{path}: invalid TOML: {exc}") from None
-        for ov in overrides or []:
-            if "=" not in ov:
-                raise UserError(f"override '{ov}' is not KEY=VALUE")
-            key, val = ov.split("=", 1)
-            try:
-                parsed = tomllib.loads(f"v = {val}")["v"]
-            except tomllib.TOMLDecodeError:
-                parsed = val
-            node = d
-            parts = key.split(".")
-            for p in parts[:-1]:
-                node = node.setdefault(p, {})
-            node[parts[-1]] = parsed
-        return cls.from_dict(d)
+        return cls.from_dict(load_toml(path, overrides))
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

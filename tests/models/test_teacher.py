@@ -8,21 +8,10 @@ import torch
 from dsp.errors import UserError
 from dsp.stft import DEFAULT_GEOMETRY, stft
 from models.teacher import Teacher, n_frames
+from tests.conftest import TINY_TEACHER
 from training.teacher import COMPACT
 
-TINY = {
-    **COMPACT,
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "conv_dim": [16] * 7,
-    "num_conv_pos_embeddings": 16,
-    "num_conv_pos_embedding_groups": 4,
-    "num_codevectors_per_group": 8,
-    "codevector_dim": 16,
-    "proj_codevector_dim": 16,
-}
+TINY = {**COMPACT, **TINY_TEACHER}
 
 
 @pytest.fixture(scope="module")

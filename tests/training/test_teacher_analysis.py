@@ -7,22 +7,12 @@ import numpy as np
 import pytest
 
 from models.teacher import STATS_FILE, Teacher
+from tests.conftest import TINY_TEACHER
 from training.analyze import FLOOR, AnalysisConfig, analyze, frame_metrics
 from training.probe import fit_probe, voicing_labels
 from training.teacher import TeacherConfig, train_teacher
 
-TINY_MODEL = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "conv_dim": [16] * 7,
-    "num_conv_pos_embeddings": 16,
-    "num_conv_pos_embedding_groups": 4,
-    "num_codevectors_per_group": 8,
-    "codevector_dim": 16,
-    "proj_codevector_dim": 16,
-}
+TINY_MODEL = TINY_TEACHER
 
 
 def _cfg(corpus, out, **kw):
