@@ -2,7 +2,10 @@
 # Train a config inside a fixed time box on a borrowed CUDA machine that has PyTorch but not our
 # audio packages, and copy the result to $OUT. Expects, in the work tree:
 #   .whl/     wheels of soundfile, cffi, pycparser, soxr, pystoi for the machine's Python
-#   .gpudata/corpus   a slice made by `hushlab corpus subset .gpudata/corpus ...`
+#   .gpudata/corpus   a slice made by `hushlab corpus subset .gpudata/corpus ...`, or
+#   .gpudata/pack*.tar  that slice cut into tar files sent over several calls (one call's
+#                       transfer is capped; a warm machine keeps what earlier calls brought),
+#                       unpacked here; HUSHLAB_PACKS=N makes the run stop unless N are there
 # Usage: scripts/gpu_train.sh train|train-teacher CONFIG [KEY=VALUE ...]
 set -u
 command=$1
@@ -10,6 +13,11 @@ config=$2
 shift 2
 out=${OUT:-/tmp/hushlab-gpu-out}
 mkdir -p "$out"
+packs=$(ls .gpudata/pack*.tar 2>/dev/null | wc -l)
+if [ -n "${HUSHLAB_PACKS:-}" ] && [ "$packs" -ne "$HUSHLAB_PACKS" ]; then
+    echo "found $packs of $HUSHLAB_PACKS data packs: the machine was not kept warm"; exit 3
+fi
+for p in .gpudata/pack*.tar; do [ -f "$p" ] && tar -xf "$p" -C .gpudata; done
 [ -n "${HUSHLAB_SKIP_WHEELS:-}" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1

@@ -35,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--max-file-seconds", type=float, default=0.0, help="cut longer training files (0: keep)"
     )
+    c.add_argument(
+        "--bits",
+        type=int,
+        default=16,
+        help="keep this many significant bits of training files: smaller FLACs (9: about 2.7x)",
+    )
 
 
 def run(args) -> int:
@@ -62,6 +68,7 @@ def run(args) -> int:
             valid_pairs=args.valid_pairs,
             seed=args.seed,
             max_file_seconds=args.max_file_seconds,
+            bits=args.bits,
         )
         print(summary_markdown(summary))
         print(f"corpus subset: {args.dest}")

@@ -100,3 +100,33 @@ def test_subset_keeps_shares_skips_test_and_renders_valid_identically(fake_corpu
     assert s["subset_of"]["max_file_seconds"] == 4.0
     with pytest.raises(C.UserError, match="not empty"):
         C.subset(fake_corpus, dst, 0.01, 0.01)
+
+
+def test_subset_requantises_training_files_only(fake_corpus, tmp_path):
+    """``bits`` keeps that many significant bits of training audio (smaller FLACs, rounding noise
+    about 6 dB a bit under full scale) and copies validation files bit for bit."""
+    full = tmp_path / "full16"
+    C.subset(fake_corpus, full, 48 / 3600, 30 / 3600, valid_pairs=3)
+    dst = tmp_path / "slice9"
+    s = C.subset(fake_corpus, dst, 48 / 3600, 30 / 3600, valid_pairs=3, bits=9)
+    assert s["subset_of"]["bits"] == 9
+    rows = C.load_manifest(dst)
+    train = [r for r in rows if r["split"] == "train"]
+    assert {r["path"] for r in train} == {
+        r["path"] for r in C.load_manifest(full) if r["split"] == "train"
+    }
+    for r in rows:
+        y, _ = sf.read(str(dst / r["path"]), dtype="int16")
+        x, _ = sf.read(str(full / r["path"]), dtype="int16")
+        if r["split"] == "train":
+            assert np.all(y % 128 == 0)  # the low 7 bits are gone
+            assert np.max(np.abs(y.astype(int) - x)) <= 64
+            assert r["sha1"] == C._sha1(dst / r["path"])
+        else:
+            np.testing.assert_array_equal(x, y)
+    size = lambda root, split: sum(  # noqa: E731
+        (root / r["path"]).stat().st_size for r in rows if r["split"] == split
+    )
+    assert size(dst, "train") < 0.75 * size(full, "train")
+    with pytest.raises(C.UserError, match="bits"):
+        C.subset(fake_corpus, tmp_path / "bad", 0.01, 0.01, bits=3)
