@@ -34,13 +34,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default="runs/eval", help="report folder (default runs/eval)")
+    p.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="REPORT",
+        help="take the scores of processors that an earlier report folder scored on the same "
+        "mixtures (checkpoints only if the file is unchanged); repeatable",
+    )
 
 
 def run(args) -> int:
     from dsp.errors import UserError
     from models.processor import available_peers, load_processor
     from training.data import DataConfig, load_or_make_mixtures
-    from training.evaluate import evaluate, markdown_table, write_reports
+    from training.evaluate import (
+        evaluate,
+        markdown_table,
+        mixtures_digest,
+        processor_digest,
+        reusable_rows,
+        write_reports,
+    )
 
     specs = list(dict.fromkeys(args.processors + (available_peers() if args.peers else [])))
     for s in specs:  # fail fast, before any audio is rendered
@@ -56,17 +71,25 @@ def run(args) -> int:
         keep = {m["id"].split("_")[0] for m in mixes[: args.limit * len(snrs)]}
         mixes = [m for m in mixes if m["id"].split("_")[0] in keep]
     t0 = time.time()
-    rows = evaluate(
-        specs, mixes, root, backend=args.backend, workers=args.workers, dnsmos=args.dnsmos
-    )
     meta = {
         "processors": specs,
         "split": args.split,
         "pairs": len(mixes) // len(snrs),
         "snrs": list(snrs),
         "corpus": str(root),
-        "seconds": round(time.time() - t0, 1),
+        "mixtures": mixtures_digest(mixes),
+        "digests": {s: processor_digest(s) for s in specs},
     }
+    rows, todo = reusable_rows(args.reuse, specs, mixes, meta, args.dnsmos)
+    if args.reuse:
+        print(f"reused: {', '.join(s for s in specs if s not in todo) or 'nothing'}")
+    if todo:
+        rows += evaluate(
+            todo, mixes, root, backend=args.backend, workers=args.workers, dnsmos=args.dnsmos
+        )
+    meta["scored"] = todo
+    meta["reused_from"] = list(args.reuse)
+    meta["seconds"] = round(time.time() - t0, 1)
     summary = write_reports(rows, Path(args.out), specs, meta)
     print(markdown_table(summary, specs))
     print(f"reports: {args.out}/summary.md, scores.csv, summary.json")

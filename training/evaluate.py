@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import logging
 import math
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -13,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dsp.errors import UserError
 from dsp.metrics import score
+
+log = logging.getLogger(__name__)
 
 METRIC_KEYS = ("pesq", "stoi", "estoi", "si_sdr", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
 LABELS = {
@@ -92,6 +97,75 @@ def evaluate(
             ):
                 rows += r
     return rows
+
+
+def processor_digest(spec: str) -> str:
+    """What a report remembers of a processor: a checkpoint's content hash (a retrained file
+    at the same path is a different processor), else its name."""
+    from models.checkpoint import resolve_model_path
+    from models.processor import PEERS
+
+    if spec in ("noisy", "bypass") or spec in PEERS:
+        return spec
+    data = resolve_model_path(spec).read_bytes()
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+
+
+def mixtures_digest(mixes: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(mixes, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _float_or_none(v: str):
+    return None if v in ("", None) else float(v)
+
+
+def reusable_rows(
+    reports: list, specs: list[str], mixes: list[dict], meta: dict, dnsmos: bool
+) -> tuple[list[dict], list[str]]:
+    """Rows of ``specs`` taken from earlier report folders that scored the same processors
+    (same name and, for checkpoints, the same file content) on the same mixtures with the
+    metrics asked for now; returns them and the specs still to score."""
+    need = {m["id"] for m in mixes}
+    rows: list[dict] = []
+    done: set[str] = set()
+    for folder in map(Path, reports):
+        try:
+            old_meta = json.loads((folder / "summary.json").read_text())["meta"]
+            with open(folder / "scores.csv", newline="") as f:
+                old = list(csv.DictReader(f))
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"{folder}: not a hushlab eval report ({exc})") from None
+        if "mixtures" in old_meta:
+            same = old_meta["mixtures"] == meta["mixtures"]
+        else:  # reports before mixture digests: the stored mixture list of the same corpus
+            same = all(old_meta.get(k) == meta[k] for k in ("split", "snrs", "corpus"))
+        if not same:
+            raise UserError(f"{folder}: scored other mixtures than this run; cannot reuse it")
+        old_digests = old_meta.get("digests", {})
+        for spec in specs:
+            if spec in done:
+                continue
+            digest = meta["digests"][spec]
+            if old_digests.get(spec, spec) != digest:
+                log.info("%s: %s differs from the one in %s; scoring it", spec, digest, folder)
+                continue
+            got = {r["id"]: r for r in old if r["processor"] == spec and r["id"] in need}
+            if len(got) < len(need) or (
+                dnsmos and any(r.get("dnsmos_ovrl") in ("", None) for r in got.values())
+            ):
+                continue
+            for m in mixes:
+                r = got[m["id"]]
+                row = {"processor": spec, "id": r["id"], "snr": float(r["snr"])}
+                row |= {k: _float_or_none(r.get(k)) for k in METRIC_KEYS}
+                if not dnsmos:
+                    row = {k: v for k, v in row.items() if not k.startswith("dnsmos")}
+                if r.get("reasons"):
+                    row["reasons"] = r["reasons"]
+                rows.append(row)
+            done.add(spec)
+            log.info("%s: %d scores reused from %s", spec, len(got), folder)
+    return rows, [s for s in specs if s not in done]
 
 
 def summarise(rows: list[dict]) -> dict:

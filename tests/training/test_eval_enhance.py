@@ -1,0 +1,145 @@
+"""`hushlab eval` (reports, bypass = input, reuse of earlier scores) and `hushlab enhance` (rate,
+length, channels and alignment kept; folders recursed; bad files listed, never fatal)."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from app.cli import main
+from models.checkpoint import save_checkpoint
+from models.gcrn import GCRN, GCRNConfig
+from tests.conftest import speechlike
+
+SMALL = GCRNConfig(channels=(4, 4, 8, 8, 16))
+
+
+def _checkpoint(path, seed):
+    import torch
+
+    torch.manual_seed(seed)
+    return save_checkpoint(path, GCRN(SMALL))
+
+
+def _report(folder):
+    return json.loads((folder / "summary.json").read_text())
+
+
+def _flat(summary, proc=None):
+    """processor/snr/metric/stat -> number (scores pass through CSV as float32 text)."""
+    return {
+        (p, snr, m, k): v
+        for p, d in summary.items()
+        if proc in (None, p)
+        for snr, ms in d.items()
+        for m, st in ms.items()
+        for k, v in st.items()
+    }
+
+
+def test_eval_reports_and_reuses_earlier_scores(mini_corpus, tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(mini_corpus, corpus)
+    ck = _checkpoint(tmp_path / "m.safetensors", 0)
+    base = ["eval", "noisy", "bypass", str(ck), "--corpus", str(corpus), "-n", "2"]
+    base += ["--snrs=-5,5", "--workers", "1"]
+    first = tmp_path / "first"
+    assert main(base + ["--out", str(first)]) == 0
+    rep = _report(first)
+    s = rep["summary"]
+    for snr in ("-5", "+5"):
+        assert s["noisy"][snr]["si_sdr"]["n"] == 2
+        assert s["noisy"][snr]["si_sdr"]["mean"] == pytest.approx(float(snr), abs=0.5)
+        for k in ("pesq", "stoi", "estoi", "si_sdr"):  # bypass: the input, latency compensated
+            assert s["bypass"][snr][k]["mean"] == pytest.approx(
+                s["noisy"][snr][k]["mean"], abs=1e-3
+            )
+    assert s[str(ck)]["-5"]["si_sdr"]["n"] == 2
+    with open(first / "scores.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 3 * 2 * 2
+    md = (first / "summary.md").read_text()
+    assert "**Input SNR -5 dB** (2 mixtures" in md and "| bypass |" in md
+    assert rep["meta"]["scored"] == ["noisy", "bypass", str(ck)]
+
+    again = tmp_path / "again"  # everything reused: the same report, nothing scored
+    assert main(base + ["--out", str(again), "--reuse", str(first)]) == 0
+    assert _report(again)["meta"]["scored"] == []
+    assert _flat(_report(again)["summary"]) == pytest.approx(_flat(s), rel=1e-6)
+
+    _checkpoint(ck, 1)  # retrained at the same path: scored again, the others reused
+    third = tmp_path / "third"
+    assert main(base + ["--out", str(third), "--reuse", str(first)]) == 0
+    assert _report(third)["meta"]["scored"] == [str(ck)]
+    assert _flat(_report(third)["summary"], "noisy") == pytest.approx(_flat(s, "noisy"), rel=1e-6)
+
+    capsys.readouterr()  # other mixtures, or a folder that is no report: clear errors
+    other = ["eval", "noisy", "--corpus", str(corpus), "-n", "1", "--snrs", "0"]
+    assert main(other + ["--out", str(tmp_path / "x"), "--reuse", str(first)]) == 2
+    assert "other mixtures" in capsys.readouterr().err
+    assert main(base + ["--out", str(tmp_path / "y"), "--reuse", str(tmp_path)]) == 2
+    assert "not a hushlab eval report" in capsys.readouterr().err
+
+
+def test_enhance_file_keeps_rate_length_channels_and_alignment(tmp_path):
+    x = speechlike(1.3, seed=3)
+    src = tmp_path / "in.wav"
+    sf.write(src, x, 16000, subtype="FLOAT")
+    out = tmp_path / "out.wav"
+    assert main(["enhance", str(src), str(out), "--model", "bypass"]) == 0
+    y, sr = sf.read(out, dtype="float32")
+    assert sr == 16000 and y.shape == x.shape
+    np.testing.assert_allclose(y, x, atol=1e-4)  # latency compensated: no shift
+
+    stereo = np.stack([x, 0.5 * x], axis=1)
+    stereo = np.stack(
+        [np.interp(np.arange(0, len(x), 16000 / 44100), np.arange(len(x)), c) for c in stereo.T],
+        axis=1,
+    ).astype(np.float32)
+    sf.write(tmp_path / "st.wav", stereo, 44100)
+    ck = _checkpoint(tmp_path / "m.safetensors", 0)
+    assert (
+        main(
+            ["enhance", str(tmp_path / "st.wav"), str(tmp_path / "st_out.wav"), "--model", str(ck)]
+        )
+        == 0
+    )
+    y, sr = sf.read(tmp_path / "st_out.wav")
+    assert sr == 44100 and y.shape == stereo.shape and np.all(np.isfinite(y))
+
+
+def test_enhance_folder_recurses_and_lists_bad_files(tmp_path, capsys):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    sf.write(src / "a.wav", speechlike(0.7, seed=1), 16000)
+    sf.write(src / "sub" / "b.flac", speechlike(0.5, seed=2), 16000)
+    (src / "sub" / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    sf.write(src / "empty.wav", np.zeros(0, np.float32), 16000)
+    nan = speechlike(0.4, seed=4)
+    nan[100] = np.nan
+    sf.write(src / "nan.wav", nan, 16000, subtype="FLOAT")
+    out = tmp_path / "out"
+    assert main(["enhance", str(src), str(out), "--model", "bypass"]) == 1
+    assert sf.info(out / "a.wav").frames == int(0.7 * 16000)
+    assert sf.info(out / "sub" / "b.flac").frames == int(0.5 * 16000)
+    err = capsys.readouterr().err
+    assert "3 file(s) could not be processed" in err
+    for name in ("broken.wav", "empty.wav", "nan.wav"):
+        assert name in err
+    assert not (out / "sub" / "broken.wav").exists()
+
+
+def test_enhance_clear_errors(tmp_path, capsys):
+    assert main(["enhance", str(tmp_path / "missing.wav"), str(tmp_path / "o.wav")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    sf.write(tmp_path / "a.wav", speechlike(0.3), 16000)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_text("not a checkpoint")
+    assert (
+        main(["enhance", str(tmp_path / "a.wav"), str(tmp_path / "o.wav"), "--model", str(bad)])
+        == 2
+    )
+    assert "bad.safetensors" in capsys.readouterr().err
+    assert not (tmp_path / "o.wav").exists()
