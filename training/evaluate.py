@@ -147,7 +147,7 @@ def reusable_rows(
                 continue
             digest = meta["digests"][spec]
             if old_digests.get(spec, spec) != digest:
-                log.info("%s: %s differs from the one in %s; scoring it", spec, digest, folder)
+                log.info("%s: not in %s or another file (%s); scoring it", spec, folder, digest)
                 continue
             got = {r["id"]: r for r in old if r["processor"] == spec and r["id"] in need}
             if len(got) < len(need) or (

@@ -64,6 +64,11 @@ def write_card(
         f"{m.get('step')} of {cfg.get('steps')} (batch {cfg.get('batch_size')} x "
         f"{cfg.get('data', {}).get('seconds')} s, AdamW lr {cfg.get('lr')} with warm-up and "
         f"cosine decay), {wall_h:.2f} h of wall time on {hardware} (from the training log).",
+        *(
+            [f"Training started from the weights of `{cfg['init']}` (the model shipped then)."]
+            if cfg.get("init")
+            else []
+        ),
         *([note] if note else []),
         "Teacher: none (the baseline uses no SSL embeddings).",
         "",
@@ -97,10 +102,18 @@ def write_card(
         )
     if eval_dir and (eval_dir / "summary.md").exists():
         ev = json.loads((eval_dir / "summary.json").read_text())["meta"]
+        reused = [p for p in ev["processors"] if p not in ev.get("scored", ev["processors"])]
         lines += [
             "",
             f"## Test set ({ev['pairs']} pairs of unseen voices and noises, "
-            f"`hushlab eval`, {ev['seconds'] / 60:.0f} min)",
+            f"`hushlab eval`, {ev['seconds'] / 60:.0f} min"
+            + (
+                f"; the scores of {', '.join(reused)} reused from "
+                f"{', '.join(ev.get('reused_from', []))}"
+                if reused
+                else ""
+            )
+            + ")",
             "",
             (eval_dir / "summary.md").read_text(),
         ]

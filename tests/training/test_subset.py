@@ -130,3 +130,41 @@ def test_subset_requantises_training_files_only(fake_corpus, tmp_path):
     assert size(dst, "train") < 0.75 * size(full, "train")
     with pytest.raises(C.UserError, match="bits"):
         C.subset(fake_corpus, tmp_path / "bad", 0.01, 0.01, bits=3)
+
+
+def test_gpu_pack_fits_every_call_and_keeps_the_manifest_last(fake_corpus, tmp_path):
+    """scripts/gpu_pack.py: packs under the per-call budget, the last one holding the manifest,
+    mixtures and validation files; together they restore the slice."""
+    import importlib.util
+    import tarfile
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "gpu_pack", Path(__file__).parents[2] / "scripts" / "gpu_pack.py"
+    )
+    gp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gp)
+    slice_ = tmp_path / "data" / "corpus"
+    C.subset(fake_corpus, slice_, 48 / 3600, 60 / 3600, valid_pairs=3)
+    sizes = [gp.tree_bytes(u) for u in gp.units(slice_)[0]]
+    budget = int(max(sizes) * 1.5)
+    packs = gp.plan(slice_, budget, budget)
+    assert len(packs) >= 2
+    last = {p.name for p in packs[-1]}
+    assert {"manifest.jsonl", "mixtures"} <= last
+    for i, members in enumerate(packs):
+        path = tmp_path / f"pack{i}.tar"
+        with tarfile.open(path, "w") as tar:
+            for m in members:
+                tar.add(m, arcname=str(m.relative_to(slice_.parent)))
+        assert path.stat().st_size <= budget + 10240  # the tar file's final record
+        with tarfile.open(path) as tar:
+            tar.extractall(tmp_path / "restored", filter="data")
+    restored = sorted(
+        p.relative_to(tmp_path / "restored" / "corpus")
+        for p in (tmp_path / "restored" / "corpus").rglob("*")
+        if p.is_file()
+    )
+    assert restored == sorted(p.relative_to(slice_) for p in slice_.rglob("*") if p.is_file())
+    with pytest.raises(SystemExit, match="does not fit"):
+        gp.plan(slice_, max(sizes) - 1, budget)

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Cut a corpus slice into tar packs that each fit one call to a borrowed GPU machine.
+
+One call carries at most 64 MiB, and the tracked work tree travels with every call, so a slice
+larger than what is left goes over several calls; the machine keeps the packs of earlier calls
+while it stays warm, and ``scripts/gpu_train.sh`` unpacks them (``HUSHLAB_PACKS=N`` makes it
+stop when one is missing). The last pack also carries the wheels (``.whl``), so it gets the
+manifest and validation files and leaves room for them.
+
+    python scripts/gpu_pack.py .gpudata/corpus          # -> .gpudata/pack1.tar, pack2.tar, ...
+
+Units are folders two levels under speech/ and noise/ (one per split and source) and the
+top-level files; they are placed largest first into the first pack with room.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+CALL_LIMIT = 64 * 2**20
+
+
+def _member_bytes(path: Path) -> int:
+    """What ``path`` takes in a tar file: its header blocks (long names take more) and its
+    data padded to 512-byte blocks."""
+    st = path.stat()
+    info = tarfile.TarInfo(str(path))
+    info.size = st.st_size if path.is_file() else 0
+    info.mtime = st.st_mtime  # a fractional time takes an extended (pax) header
+    return len(info.tobuf(tarfile.DEFAULT_FORMAT)) + -(-info.size // 512) * 512
+
+
+def tree_bytes(path: Path) -> int:
+    return _member_bytes(path) + sum(_member_bytes(p) for p in path.rglob("*"))
+
+
+def tracked_bytes(repo: Path) -> int:
+    names = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=repo, check=True, capture_output=True
+    ).stdout.split(b"\0")
+    return sum((repo / n.decode()).stat().st_size for n in names if n)
+
+
+def units(corpus: Path) -> tuple[list[Path], list[Path]]:
+    """(training units, units the last pack must hold: manifest, mixtures, validation)."""
+    train, last = [], []
+    for top in sorted(corpus.iterdir()):
+        if top.is_dir() and top.name in ("speech", "noise"):
+            for split in sorted(top.iterdir()):
+                for source in sorted(split.iterdir()):
+                    (train if split.name == "train" else last).append(source)
+        else:
+            last.append(top)
+    return train, last
+
+
+def plan(corpus: Path, budget: int, last_budget: int) -> list[list[Path]]:
+    train, last = units(corpus)
+    packs: list[list[Path]] = [[]]
+    room = [last_budget - sum(tree_bytes(u) for u in last)]
+    if room[0] < 0:
+        raise SystemExit("the manifest and validation files alone do not fit one call")
+    for u in sorted(train, key=tree_bytes, reverse=True):
+        size = tree_bytes(u)
+        if size > budget:
+            raise SystemExit(f"{u} ({size / 1e6:.1f} MB) does not fit one call: cut the slice")
+        for i, r in enumerate(room):
+            if size <= r:
+                packs[i].append(u)
+                room[i] -= size
+                break
+        else:
+            packs.insert(0, [u])
+            room.insert(0, budget - size)
+    packs[-1] += last
+    return packs
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("corpus", type=Path, help="a slice made by 'hushlab corpus subset'")
+    p.add_argument("--wheels", type=Path, default=Path(".whl"), help="carried by the last call")
+    p.add_argument("--margin-mb", type=float, default=0.5, help="left free in every call")
+    a = p.parse_args(argv)
+    repo = Path.cwd()
+    budget = CALL_LIMIT - tracked_bytes(repo) - int(a.margin_mb * 1e6)
+    wheels = tree_bytes(a.wheels) if a.wheels.exists() else 0
+    packs = plan(a.corpus, budget, budget - wheels)
+    out = a.corpus.parent
+    for old in out.glob("pack*.tar"):
+        old.unlink()
+    for i, members in enumerate(packs, 1):
+        path = out / f"pack{i}.tar"
+        with tarfile.open(path, "w") as tar:
+            for m in members:
+                tar.add(m, arcname=str(m.relative_to(out)))
+        print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, {len(members)} parts")
+    print(
+        f"room per call: {budget / 1e6:.1f} MB; send pack1..pack{len(packs) - 1} in calls of "
+        f"their own, pack{len(packs)} with .whl and HUSHLAB_PACKS={len(packs)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
