@@ -212,7 +212,8 @@ class _StepModule(torch.nn.Module):
         return (y, *new.tensors())
 
 
-def _weights_digest(model) -> str:
+def weights_digest(model) -> str:
+    """A digest of a model's config and weights (the ONNX cache key; eval reports keep it)."""
     h = hashlib.sha1()
     h.update(repr(model.config.to_dict()).encode())
     for k, v in model.state_dict().items():
@@ -233,7 +234,7 @@ def export_onnx(model, cache_dir=None) -> Path:
     """Export the streaming step to ONNX (opset 17), cached by a digest of config and weights."""
     cache = Path(cache_dir) if cache_dir else onnx_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"gcrn-step-{_weights_digest(model)}.onnx"
+    path = cache / f"gcrn-step-{weights_digest(model)}.onnx"
     with _EXPORT_LOCK:
         if path.exists():
             return path

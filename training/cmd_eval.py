@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="REPORT",
         help="take the scores of processors that an earlier report folder scored on the same "
-        "mixtures (checkpoints only if the file is unchanged); repeatable",
+        "mixtures (models only if their weights are unchanged); repeatable",
     )
 
 
@@ -58,9 +58,11 @@ def run(args) -> int:
     )
 
     specs = list(dict.fromkeys(args.processors + (available_peers() if args.peers else [])))
-    for s in specs:  # fail fast, before any audio is rendered
-        if s != "noisy":
-            load_processor(s, backend=args.backend)
+    # fail fast, before any audio is rendered; the digests let later runs reuse these scores
+    digests = {
+        s: processor_digest(s, None if s == "noisy" else load_processor(s, backend=args.backend))
+        for s in specs
+    }
     try:
         snrs = tuple(float(s) for s in args.snrs.split(","))
     except ValueError:
@@ -78,7 +80,7 @@ def run(args) -> int:
         "snrs": list(snrs),
         "corpus": str(root),
         "mixtures": mixtures_digest(mixes),
-        "digests": {s: processor_digest(s) for s in specs},
+        "digests": digests,
     }
     rows, todo = reusable_rows(args.reuse, specs, mixes, meta, args.dnsmos)
     if args.reuse:

@@ -99,16 +99,13 @@ def evaluate(
     return rows
 
 
-def processor_digest(spec: str) -> str:
-    """What a report remembers of a processor: a checkpoint's content hash (a retrained file
-    at the same path is a different processor), else its name."""
-    from models.checkpoint import resolve_model_path
-    from models.processor import PEERS
+def processor_digest(spec: str, proc=None) -> str:
+    """What a report remembers of a processor: a model's config-and-weights digest (a model
+    retrained at the same path is a different processor), else its name."""
+    from models.processor import weights_digest
 
-    if spec in ("noisy", "bypass") or spec in PEERS:
-        return spec
-    data = resolve_model_path(spec).read_bytes()
-    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+    model = getattr(proc, "model", None)
+    return spec if model is None else "weights:" + weights_digest(model)
 
 
 def mixtures_digest(mixes: list[dict]) -> str:
@@ -154,12 +151,11 @@ def reusable_rows(
                 dnsmos and any(r.get("dnsmos_ovrl") in ("", None) for r in got.values())
             ):
                 continue
+            keys = [k for k in METRIC_KEYS if dnsmos or not k.startswith("dnsmos")]
             for m in mixes:
                 r = got[m["id"]]
                 row = {"processor": spec, "id": r["id"], "snr": float(r["snr"])}
-                row |= {k: _float_or_none(r.get(k)) for k in METRIC_KEYS}
-                if not dnsmos:
-                    row = {k: v for k, v in row.items() if not k.startswith("dnsmos")}
+                row |= {k: _float_or_none(r.get(k)) for k in keys}
                 if r.get("reasons"):
                     row["reasons"] = r["reasons"]
                 rows.append(row)
