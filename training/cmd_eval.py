@@ -20,7 +20,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", default="", help="corpus folder (default: the bundled corpus)")
     p.add_argument("--clean-dir", default="", help="use a folder of clean speech instead")
     p.add_argument("--noise-dir", default="", help="... with a folder of noise")
-    p.add_argument("--split", default="test", choices=["test", "valid"])
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["test", "valid", "real-test", "real-valid"],
+        help="test (default), valid, or the real-recordings splits real-test / real-valid",
+    )
     p.add_argument(
         "-n",
         "--mixtures",

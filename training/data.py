@@ -45,6 +45,9 @@ class DataConfig:
     p_bandlimit: float = 0.15
     p_clip: float = 0.05
     real_noise_share: float = 0.6  # of mixtures whose noise is a real recording (corpus)
+    # of mixtures whose speech is a real recording (corpus; shared evenly by the real sources);
+    # 0: every speech file equally likely
+    real_speech_share: float = 0.0
     valid_fraction: float = 0.05  # for folder sources without splits
     max_files: int = 0  # 0 = all (tests use a few)
 
@@ -106,6 +109,40 @@ def noise_group(path: Path) -> tuple[str, bool]:
         family = path.stem.rsplit("_", 2 if source == "synthetic" else 1)[0]
         return f"{source}:{family}", source == "synthetic"
     return path.parent.name, False
+
+
+def speech_source(path: Path) -> str:
+    """The corpus source of a speech file (``speech/<split>/<source>/...``), else its folder."""
+    parts = path.parts
+    if len(parts) >= 4 and parts[-4] == "speech":
+        return parts[-2]
+    return path.parent.name
+
+
+def real_speech_weights(paths: list[Path], real_share: float) -> np.ndarray | None:
+    """Per-file sampling probabilities giving real recordings ``real_share`` of the draws,
+    split evenly between real sources (files equal within a source), TTS the rest; None when
+    the files are all of one kind or no share is asked for."""
+    from training.corpus_real import is_real_source
+
+    if real_share <= 0:
+        return None
+    sources = [speech_source(p) for p in paths]
+    real = [is_real_source(s) for s in sources]
+    if all(real) or not any(real):
+        return None
+    n_real_src = len({s for s, r in zip(sources, real, strict=True) if r})
+    size: dict[str, int] = {}
+    for s in sources:
+        size[s] = size.get(s, 0) + 1
+    n_tts = sum(1 for r in real if not r)
+    w = np.array(
+        [
+            real_share / n_real_src / size[s] if r else (1 - real_share) / n_tts
+            for s, r in zip(sources, real, strict=True)
+        ]
+    )
+    return w / w.sum()
 
 
 def balanced_noise_weights(paths: list[Path], real_share: float = 0.6) -> np.ndarray:
@@ -191,7 +228,7 @@ def make_example(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One training mixture -> (noisy, clean), float32 [seconds * SR]."""
     n = int(cfg.seconds * SR)
-    s = speech.get(int(rng.integers(len(speech))))
+    s = speech.get(speech.pick(rng))
     if len(s) >= n:
         start = int(rng.integers(0, len(s) - n + 1))
         s = s[start : start + n]
@@ -237,6 +274,7 @@ class TrainMixtures(torch.utils.data.Dataset):
         self.speech = AudioPool(speech)
         self.noise = AudioPool(noise)
         self.noise.weights = balanced_noise_weights(self.noise.paths, cfg.real_noise_share)
+        self.speech.weights = real_speech_weights(self.speech.paths, cfg.real_speech_share)
         self.cfg, self.length, self.seed, self.rank = cfg, length, seed, rank
         self.epoch = 0
 

@@ -1,11 +1,11 @@
 import json
-import shutil
 from collections import defaultdict
 
 import numpy as np
 import pytest
 
 from training import corpus as C
+from training import corpus_plan as P
 from training.noise_synth import FAMILIES, make
 from training.text import sentences
 
@@ -47,11 +47,11 @@ def test_asterisk_prompts_never_cross_splits(tmp_path, monkeypatch):
         d.mkdir(parents=True)
         for n in names:
             (d / n).write_bytes(b"")
-    monkeypatch.setattr(C, "fetch_deb", lambda name, dest: name)
-    monkeypatch.setattr(C, "unpack_deb", lambda deb, dest: fake / deb.split("-")[3])
+    monkeypatch.setattr(P, "fetch_deb", lambda name, dest: name)
+    monkeypatch.setattr(P, "unpack_deb", lambda deb, dest: fake / deb.split("-")[3])
     import random
 
-    jobs = C._plan_asterisk(C.CorpusConfig(), tmp_path, 1.0, random.Random(0))
+    jobs = P.plan_asterisk(C.CorpusConfig(), tmp_path, 1.0, random.Random(0))
     where = defaultdict(set)
     for j in jobs:
         for p in j["prompts"]:
@@ -62,7 +62,6 @@ def test_asterisk_prompts_never_cross_splits(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 def test_mini_build_split_hygiene_and_resume(tmp_path):
     cfg = C.CorpusConfig(
         out=str(tmp_path / "c"),
@@ -72,6 +71,7 @@ def test_mini_build_split_hygiene_and_resume(tmp_path):
         use_piper=False,
         use_asterisk=False,
         use_real_noise=False,
+        use_real_speech=False,
     )
     root = C.build(cfg)
     rows = C.load_manifest(root)
@@ -105,5 +105,6 @@ def test_mini_build_split_hygiene_and_resume(tmp_path):
                 use_piper=False,
                 use_asterisk=False,
                 use_real_noise=False,
+                use_real_speech=False,
             )
         )

@@ -89,3 +89,20 @@ def test_folder_split_survives_a_move_and_is_never_empty(dns_tree, tmp_path):
     files = [tmp_path / f"f{i}.wav" for i in range(3)]
     assert len(split_files(files, str(tmp_path), "valid", 0.0)) == 1  # never empty
     assert len(split_files(files, str(tmp_path), "train", 1.0)) == 1
+
+
+def test_real_speech_share_weights_sources(mini_corpus):
+    from pathlib import Path
+
+    from training.data import real_speech_weights
+
+    paths = [Path(f"speech/train/piper/p{i}.flac") for i in range(6)]
+    paths += [Path(f"speech/train/klettres/k{i}.flac") for i in range(3)]
+    paths += [Path(f"speech/train/asterisk/a{i}.flac") for i in range(1)]
+    w = real_speech_weights(paths, 0.6)
+    assert w[:6].sum() == pytest.approx(0.4) and w[6:].sum() == pytest.approx(0.6)
+    assert w[6:9].sum() == pytest.approx(0.3) and w[9] == pytest.approx(0.3)  # per source
+    assert real_speech_weights(paths, 0.0) is None
+    assert real_speech_weights(paths[:6], 0.6) is None  # all of one kind
+    ds = TrainMixtures(DataConfig(corpus=str(mini_corpus), seconds=1.0), 4, seed=0)
+    assert ds.speech.weights is None  # the share is off by default

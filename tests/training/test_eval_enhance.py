@@ -143,3 +143,33 @@ def test_enhance_clear_errors(tmp_path, capsys):
     )
     assert "bad.safetensors" in capsys.readouterr().err
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_eval_on_the_real_test_split(mini_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(mini_corpus, corpus)
+    out = tmp_path / "real"
+    args = ["eval", "noisy", "bypass", "--corpus", str(corpus), "--split", "real-test", "-n", "3"]
+    assert main(args + ["--snrs=-5", "--workers", "1", "--out", str(out)]) == 0
+    rep = _report(out)
+    assert rep["meta"]["split"] == "real-test"
+    assert rep["summary"]["noisy"]["-5"]["si_sdr"]["n"] == 3
+    mixes = json.loads((corpus / "mixtures" / "real-test.json").read_text())["mixtures"]
+    # only real-test speakers and noise files, never another split's
+    assert {m["speech"].split("/")[1] for m in mixes} == {"real-test"}
+    assert {m["noise"].split("/")[1] for m in mixes} == {"real-test"}
+
+
+def test_enhance_keeps_a_float_file_float(tmp_path):
+    x = (speechlike(1.5, 16000) * 12).astype(np.float32)  # peaks well above full scale
+    assert np.max(np.abs(x)) > 1.2
+    src, dst = tmp_path / "loud.wav", tmp_path / "out.wav"
+    sf.write(src, x, 16000, subtype="FLOAT")
+    assert main(["enhance", str(src), str(dst), "--model", "bypass"]) == 0
+    y, _ = sf.read(dst, dtype="float32")
+    assert sf.info(str(dst)).subtype == "FLOAT"
+    np.testing.assert_allclose(y, x, atol=1e-3 * np.max(np.abs(x)))
+    pcm = tmp_path / "pcm.wav"  # a 24-bit file stays 24-bit
+    sf.write(pcm, x / 20, 16000, subtype="PCM_24")
+    assert main(["enhance", str(pcm), str(tmp_path / "o24.wav"), "--model", "bypass"]) == 0
+    assert sf.info(str(tmp_path / "o24.wav")).subtype == "PCM_24"

@@ -121,7 +121,7 @@ def test_subset_requantises_training_files_only(fake_corpus, tmp_path):
         if r["split"] == "train":
             assert np.all(y % 128 == 0)  # the low 7 bits are gone
             assert np.max(np.abs(y.astype(int) - x)) <= 64
-            assert r["sha1"] == C._sha1(dst / r["path"])
+            assert r["sha1"] == C.corpus_sources._sha1(dst / r["path"])
         else:
             np.testing.assert_array_equal(x, y)
     size = lambda root, split: sum(  # noqa: E731

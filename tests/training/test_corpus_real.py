@@ -1,0 +1,165 @@
+"""The real-recordings sources: screening, speaker splits, reserved packages, summary counts."""
+
+import json
+import random
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dsp.errors import UserError
+from tests.conftest import speechlike
+from training import corpus as C
+from training import corpus_real as R
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _word(path: Path, seed: int, sr: int = 44100, noise: float = 0.0, stereo: bool = False):
+    """A speech-like 'word' of 0.6 s between silences, as the word packages store them."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([np.zeros(sr // 5), speechlike(0.6, sr, seed=seed), np.zeros(sr // 5)])
+    x = x + noise * rng.standard_normal(len(x))
+    if stereo:
+        x = np.stack([x, x], 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x.astype(np.float32), sr)
+
+
+@pytest.fixture()
+def fake_words(tmp_path, monkeypatch):
+    """Unpacked word packages: every language of the real splits, training languages, a
+    narrowband language and a noisy one."""
+    unpacked = {}
+    k = 0
+    for deb, (base, _) in R.REAL_SPEECH_DEBS.items():
+        src = deb.split("-")[0]
+        langs = [s.split("/")[1] for sp in R.REAL_HELDOUT_SPEAKERS.values() for s in sp]
+        langs = [
+            lang for lang in langs if f"{src}/{lang}" in sum(R.REAL_HELDOUT_SPEAKERS.values(), ())
+        ]
+        langs += ["fr", "de", "sr", "sr@latin", "gl"]
+        for lang in langs:
+            for i in range(9):
+                k += 1
+                p = tmp_path / deb / base / lang / f"w{i}.ogg"
+                _word(p, seed=k if lang != "sr@latin" else k - 9, stereo=i % 2 == 0)
+        for i in range(4):  # narrowband recordings
+            _word(tmp_path / deb / base / "fi" / f"w{i}.wav", seed=100 + i, sr=8000)
+        for i in range(4):  # words that carry their own noise
+            _word(tmp_path / deb / base / "it" / f"n{i}.wav", seed=200 + i, noise=0.05)
+        unpacked[deb] = tmp_path / deb
+    monkeypatch.setattr(C.corpus_plan, "unpacked", lambda d: unpacked[d])
+    return unpacked
+
+
+def test_reserved_packages_are_refused_and_never_named():
+    for name in (
+        "asterisk-core-sounds-it-g722",
+        "asterisk-core-sounds-ru-wav",
+        "lincity-ng-data",
+        "asterisk-moh-opsound-g722",
+        "flite",
+        "festival",
+        "festvox-kallpc16k",
+    ):
+        with pytest.raises(UserError, match="reserved"):
+            R.check_allowed(name)
+        with pytest.raises(UserError, match="reserved"):
+            C.fetch_deb(name, Path("/nonexistent"))
+    used = list(C.SPEECH_DEBS) + list(C.NOISE_DEBS) + list(R.REAL_SPEECH_DEBS)
+    used += list(R.REAL_NOISE_DEBS)
+    assert all(R.check_allowed(p) for p in used)
+    # nowhere in the tracked sources, outside the list that refuses them
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    names = ["lincity", "opsound", "festvox", "flite", "sounds-it", "sounds-ru"]
+    for rel in files.stdout.split():
+        if not rel.endswith((".py", ".toml", ".sh", ".md", ".json", ".txt", "Makefile")):
+            continue
+        if rel in ("training/corpus_real.py", "tests/training/test_corpus_real.py"):
+            continue
+        text = (REPO / rel).read_text(errors="ignore").lower()
+        assert not any(n in text for n in names), rel
+
+
+def test_screening_drops_narrowband_and_noisy_words(fake_words):
+    clean, _ = C.load_audio(next((fake_words["klettres-data"]).rglob("fr/w1.ogg")), 16000)
+    assert R.passes_screen(R.screen(clean), 44100)
+    noisy, _ = C.load_audio(next((fake_words["klettres-data"]).rglob("it/n0.wav")), 16000)
+    assert not R.passes_screen(R.screen(noisy), 44100)
+    nb = next((fake_words["klettres-data"]).rglob("fi/w0.wav"))
+    x, _ = C.load_audio(nb, 16000)
+    assert not R.passes_screen(R.screen(x), sf.info(nb).samplerate)
+
+
+def test_real_splits_never_share_a_speaker_or_file_with_training(fake_words, tmp_path):
+    jobs = R.plan_real_speech(tmp_path / "c", fake_words, random.Random(0))
+    by_split = defaultdict(set)
+    files = defaultdict(set)
+    for j in jobs:
+        by_split[j["split"]].add(j["voice"])
+        files[j["split"]] |= set(j["words"])
+    assert set(by_split) == {"train", "real-valid", "real-test"}
+    for sp in R.REAL_SPLITS:
+        assert not by_split[sp] & by_split["train"]
+        assert not files[sp] & files["train"]
+    assert not by_split["real-valid"] & by_split["real-test"]
+    assert len(by_split["real-test"]) >= 3
+    assert "ktuberling-gl" not in set().union(*by_split.values())  # excluded speaker
+    # sr and sr@latin are one speaker; their identical files are kept once
+    assert sum(1 for v in by_split["train"] if v.endswith("-sr")) == 2  # one per package
+    assert not any("@" in v for v in by_split["train"])
+    # each held-out language is absent from training
+    train_langs = {v.split("-", 1)[1] for v in by_split["train"]}
+    for sp in R.REAL_SPLITS:
+        assert not {v.split("-", 1)[1] for v in by_split[sp]} & train_langs
+
+
+def test_build_with_real_sources_summary_counts(fake_words, tmp_path, monkeypatch):
+    noise_root = tmp_path / "noisepk"
+    rng = np.random.default_rng(0)
+    unpacked_noise = {}
+    for deb in R.REAL_NOISE_DEBS:
+        for i, sub in enumerate(("sound/ambient", "music")):
+            p = noise_root / deb / sub / f"n{i}.ogg"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(p, (0.1 * rng.standard_normal(22050 * 2)).astype(np.float32), 22050)
+        unpacked_noise[deb] = noise_root / deb
+    speech = dict(fake_words)
+    monkeypatch.setattr(C.corpus_plan, "unpacked", lambda d: {**speech, **unpacked_noise}[d])
+    cfg = C.CorpusConfig(
+        out=str(tmp_path / "c"),
+        hours=0.02,
+        noise_hours=0.01,
+        workers=1,
+        use_piper=False,
+        use_asterisk=False,
+        use_real_noise=False,
+        use_espeak=False,
+    )
+    with pytest.raises(UserError, match="no speech source"):
+        C.build(cfg)  # the real stage comes after the rest; TTS or prompts are still needed
+    cfg.use_espeak = True
+    cfg.out = str(tmp_path / "c2")
+    root = C.build(cfg)
+    rows = C.load_manifest(root)
+    s = json.loads((root / "summary.json").read_text())
+    real_speech = [
+        r for r in rows if r["kind"] == "speech" and r["source"] in ("klettres", "ktuberling")
+    ]
+    assert real_speech and s["real"]["klettres"] and not s["real"]["espeak"]
+    assert s["speakers"]["klettres"]["real-test"] >= 1
+    assert s["real_train_speakers"] == len(
+        {r["voice"] for r in real_speech if r["split"] == "train"}
+    )
+    assert s["screened_out_words"] >= 8  # the narrowband and the noisy words, in both packages
+    noise_splits = {
+        r["source"]: r["split"] for r in rows if r["kind"] == "noise" and r["source"] != "synthetic"
+    }
+    for deb, (split, _) in R.REAL_NOISE_DEBS.items():
+        assert noise_splits[deb.split("-")[0]] == split
+    md = (root / "summary.md").read_text()
+    assert "real-test h" in md and "| speech | klettres | yes |" in md
