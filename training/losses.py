@@ -45,21 +45,23 @@ def enhancement_loss(
     geom: StftGeometry,
     w_sisdr: float = 0.0,
     c: float = 0.3,
+    w_under: float = 0.0,
 ):
+    """Spectral terms (+ optional SI-SDR). ``w_under`` adds the squared compressed magnitude
+    the estimate is *missing* (|clean| above |estimate|) once more at that weight: removing
+    speech costs more than leaving noise, which protects syllables in bursts of noise."""
     e, t = compress_ri(est_ri, c), compress_ri(clean_ri, c)
     l_cplx = torch.mean((e - t) ** 2)
-    l_mag = torch.mean(
-        (
-            torch.sqrt(e[:, 0] ** 2 + e[:, 1] ** 2 + 1e-10)
-            - torch.sqrt(t[:, 0] ** 2 + t[:, 1] ** 2 + 1e-10)
-        )
-        ** 2
-    )
+    mag_e = torch.sqrt(e[:, 0] ** 2 + e[:, 1] ** 2 + 1e-10)
+    mag_t = torch.sqrt(t[:, 0] ** 2 + t[:, 1] ** 2 + 1e-10)
+    l_mag = torch.mean((mag_e - mag_t) ** 2)
+    l_under = torch.mean(torch.relu(mag_t - mag_e) ** 2)
     est_wav = istft(torch.complex(est_ri[:, 0], est_ri[:, 1]), geom)
     n = est_wav.shape[-1]
     l_sisdr = neg_si_sdr(est_wav, clean_wav[..., :n])
-    loss = l_cplx + l_mag + w_sisdr * l_sisdr
-    return loss, {"l_cplx": l_cplx.item(), "l_mag": l_mag.item(), "si_sdr": -l_sisdr.item()}
+    loss = l_cplx + l_mag + w_sisdr * l_sisdr + w_under * l_under
+    logs = {"l_cplx": l_cplx.item(), "l_mag": l_mag.item(), "l_under": l_under.item()}
+    return loss, {**logs, "si_sdr": -l_sisdr.item()}
 
 
 class BaselineHook:
@@ -67,16 +69,101 @@ class BaselineHook:
 
     name = "baseline"
 
-    def __init__(self, w_sisdr: float = 0.0):
+    def __init__(self, w_sisdr: float = 0.0, w_under: float = 0.0):
         self.w_sisdr = w_sisdr
+        self.w_under = w_under
 
     def compute_loss(self, model, batch):
         noisy, clean = batch
         geom = _unwrap(model).config.geometry
         x, y = spectra(noisy, clean, geom)
         est = model(x)
-        loss, logs = enhancement_loss(est, y, clean, geom, self.w_sisdr)
+        loss, logs = enhancement_loss(est, y, clean, geom, self.w_sisdr, w_under=self.w_under)
         logs["estimate"] = est.detach()  # validation scores it without a second forward pass
+        return loss, logs
+
+
+class SSLHook(BaselineHook):
+    """The paper's SSL-informed variants: the enhancement loss plus a Wav2Vec2 term.
+
+    - ``kd``: a head on the encoder's grouped-LSTM output predicts the teacher's normalised
+      embedding of the *clean* speech (L1, weight ``w_ssl``); dropped at inference.
+    - ``pretrain``: for the first ``pretrain_fraction`` of the steps only that L1 term trains
+      (encoder + head, stage 1), then the enhancement loss alone (stage 2, the whole model).
+    - ``fusion``: the teacher's normalised embedding of the *noisy input* enters the model, which
+      mixes its projection into the bottleneck with a learned weight; enhancement loss only.
+
+    The teacher is frozen, in eval mode, on the training device; embeddings are computed on the
+    fly (random crops never repeat) and the time they take is logged (``teacher_ms``).
+    """
+
+    def __init__(
+        self,
+        variant: str,
+        teacher: str = "",
+        layer: int | None = None,
+        w_ssl: float = 1.0,
+        pretrain_fraction: float = 0.3,
+        total_steps: int = 1,
+        w_sisdr: float = 0.0,
+        w_under: float = 0.0,
+    ):
+        super().__init__(w_sisdr=w_sisdr, w_under=w_under)
+        from models.teacher import Teacher
+
+        self.name = variant
+        self.w_ssl = w_ssl
+        self.teacher = Teacher(teacher or None, layer)
+        self.teacher.load_stats()  # fail now, not at the first step, if statistics are missing
+        self.pretrain_steps = int(round(pretrain_fraction * total_steps))
+        self.step = 0  # set by the training loop before each batch
+
+    def describe(self) -> dict:
+        d = self.teacher.describe()
+        d.update(variant=self.name, w_ssl=self.w_ssl)
+        if self.name == "pretrain":
+            d["pretrain_steps"] = self.pretrain_steps
+        return d
+
+    def _embed(self, wave: torch.Tensor) -> tuple[torch.Tensor, float]:
+        import time
+
+        t0 = time.perf_counter()
+        if self.teacher.device != wave.device:
+            self.teacher.model.to(wave.device)
+            self.teacher.device = wave.device
+        e = self.teacher.embed(wave, normalise=True).to(wave.device)  # [B, T, D]
+        return e, 1000 * (time.perf_counter() - t0)
+
+    def compute_loss(self, model, batch):
+        noisy, clean = batch
+        m = _unwrap(model)
+        geom = m.config.geometry
+        x, y = spectra(noisy, clean, geom)
+        logs: dict = {}
+        if self.name == "fusion":
+            ssl, logs["teacher_ms"] = self._embed(noisy)
+            est = model(x, ssl=ssl[:, : x.shape[2]])
+            loss, enh_logs = enhancement_loss(
+                est, y, clean, geom, self.w_sisdr, w_under=self.w_under
+            )
+            logs.update(enh_logs)
+        else:
+            est, bottleneck = model(x, return_bottleneck=True)
+            target, logs["teacher_ms"] = self._embed(clean)
+            pred = m.predict_ssl(bottleneck)  # [B, T, D]
+            l_ssl = torch.mean(torch.abs(pred - target[:, : pred.shape[1]]))
+            loss, enh_logs = enhancement_loss(
+                est, y, clean, geom, self.w_sisdr, w_under=self.w_under
+            )
+            logs.update(enh_logs, l_ssl=l_ssl.item())
+            if self.name == "pretrain":
+                stage1 = self.step < self.pretrain_steps
+                logs["stage"] = 1 if stage1 else 2
+                loss = self.w_ssl * l_ssl if stage1 else loss
+            else:
+                loss = loss + self.w_ssl * l_ssl
+        logs["estimate"] = est.detach()
         return loss, logs
 
 
@@ -84,10 +171,14 @@ def _unwrap(model):
     return model.module if hasattr(model, "module") else model
 
 
-HOOKS = {"baseline": BaselineHook}
+VARIANTS = ("baseline", "kd", "pretrain", "fusion")
 
 
 def make_hook(variant: str, **kwargs):
-    if variant not in HOOKS:
-        raise ValueError(f"unknown training variant '{variant}' (known: {', '.join(HOOKS)})")
-    return HOOKS[variant](**kwargs)
+    """The loss hook of a variant; SSL variants take ``teacher``, ``layer``, ``w_ssl``,
+    ``pretrain_fraction`` and ``total_steps`` too."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown training variant '{variant}' (known: {', '.join(VARIANTS)})")
+    if variant == "baseline":
+        return BaselineHook(w_sisdr=kwargs.get("w_sisdr", 0.0), w_under=kwargs.get("w_under", 0.0))
+    return SSLHook(variant, **kwargs)

@@ -15,11 +15,11 @@ import logging
 import math
 import os
 import time
+import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-import tomllib
 import torch
 import torch.distributed as dist
 
@@ -75,10 +75,17 @@ class TrainConfig:
     min_lr_ratio: float = 0.05
     grad_clip: float = 5.0
     w_sisdr: float = 0.0  # see training/losses.py: a time-domain term stalled early training
+    w_under: float = 0.0  # extra weight on speech the estimate removes (losses.py)
+    # SSL variants (kd, pretrain, fusion; training/losses.py SSLHook)
+    teacher: str = ""  # folder, shipped name or hub id ("" = the shipped teacher)
+    teacher_layer: int = -1  # -1 = the last transformer layer
+    w_ssl: float = 1.0  # weight of the L1 embedding term (kd; pretrain stage 1)
+    pretrain_fraction: float = 0.3  # pretrain: share of the steps spent in stage 1
     num_workers: int = 1
     threads: int = 0  # torch intra-op threads (0 = leave default)
     valid_every: int = 500
     valid_mixtures: int = 40  # speech/noise pairs, each at -5, 0, +5 dB
+    valid_split: str = "valid"  # where checkpoints are chosen: "valid" or "real-valid"
     valid_pesq: int = 24  # of those (at every SNR), how many also get PESQ
     ckpt_every: int = 100
     log_every: int = 25
@@ -141,7 +148,7 @@ def validate(model, cfg: TrainConfig, mixes: list[dict], root, hook) -> dict:
 
     was = model.training
     model.eval()
-    losses, sisdr, sisdr_in, pesq = [], [], [], []
+    losses, sisdr, sisdr_in, pesq, pesq_errors = [], [], [], [], []
     geom = model.config.geometry
     pesq_ids = {m["id"].split("_")[0] for m in mixes[: cfg.valid_pesq * 3]}
     for m in mixes:
@@ -158,15 +165,23 @@ def validate(model, cfg: TrainConfig, mixes: list[dict], root, hook) -> dict:
         if m["id"].split("_")[0] in pesq_ids:
             try:
                 pesq.append(pesq_wb(clean[:n], y, 16000))
-            except Exception:
-                pass
+            except Exception as exc:  # e.g. no utterance detected in a silent estimate
+                pesq_errors.append(f"{m['id']}: {type(exc).__name__}: {exc}")
     model.train(was)
     out = {
         "valid_loss": float(np.mean(losses)),
         "valid_si_sdr": float(np.mean(sisdr)),
         "valid_si_sdr_in": float(np.mean(sisdr_in)),
-        "valid_pesq": float(np.mean(pesq)) if pesq else float("nan"),
+        # a mean over part of the set would rank checkpoints on different mixtures: all or none
+        "valid_pesq": float(np.mean(pesq)) if pesq and not pesq_errors else float("nan"),
+        "valid_pesq_errors": len(pesq_errors),
     }
+    if pesq_errors:
+        log.warning(
+            "PESQ failed on %d validation mixtures (ranking by SI-SDR): %s",
+            len(pesq_errors),
+            pesq_errors[0],
+        )
     # PESQ can be missing (package not installed where training runs): rank by SI-SDR then.
     pesq_term = 0.0 if math.isnan(out["valid_pesq"]) else out["valid_pesq"]
     out["score"] = pesq_term + 0.1 * out["valid_si_sdr"]
@@ -189,7 +204,17 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.model_config).to(device)
-    hook = make_hook(cfg.variant, w_sisdr=cfg.w_sisdr)
+    hook_args = dict(w_sisdr=cfg.w_sisdr, w_under=cfg.w_under)
+    if cfg.variant != "baseline":
+        hook_args.update(
+            teacher=cfg.teacher,
+            layer=None if cfg.teacher_layer < 0 else cfg.teacher_layer,
+            w_ssl=cfg.w_ssl,
+            pretrain_fraction=cfg.pretrain_fraction,
+            total_steps=cfg.steps,
+        )
+    hook = make_hook(cfg.variant, **hook_args)
+    teacher_meta = json.dumps(hook.describe()) if hasattr(hook, "describe") else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, epoch = 0, -math.inf, 0
     prior_s = 0.0  # training time of earlier invocations (resume)
@@ -208,9 +233,16 @@ def train(cfg: TrainConfig) -> Path:
         from models.checkpoint import load_checkpoint, resolve_model_path
 
         src, meta = load_checkpoint(resolve_model_path(cfg.init))
-        if meta.get("config") != json.loads(json.dumps(model.config.to_dict())):
+        mine = json.loads(json.dumps(model.config.to_dict()))
+        ssl_keys = {"ssl_dim", "distill_head", "fusion"}
+        if {k: v for k, v in meta.get("config", {}).items() if k not in ssl_keys} != {
+            k: v for k, v in mine.items() if k not in ssl_keys
+        }:
             raise UserError(f"{cfg.init}: its model config differs from this run's")
-        model.load_state_dict(src.state_dict())
+        # an SSL variant may start from a baseline: its SSL layers start fresh
+        missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+        if unexpected or any(not k.startswith(("distill.", "fuse_")) for k in missing):
+            raise UserError(f"{cfg.init}: its weights do not fit this model")
         if rank == 0:
             log.info("starting from the weights of %s", cfg.init)
     if rank == 0:
@@ -224,7 +256,7 @@ def train(cfg: TrainConfig) -> Path:
     ds = TrainMixtures(cfg.data, steps_per_epoch * cfg.batch_size, seed=cfg.seed, rank=rank)
     valid = None
     if rank == 0:
-        mixes, root = load_or_make_mixtures(cfg.data, "valid", cfg.valid_mixtures)
+        mixes, root = load_or_make_mixtures(cfg.data, cfg.valid_split, cfg.valid_mixtures)
         valid = (mixes, root)
     history = out / "history.jsonl"
     csv_path = out / "train_log.csv"
@@ -232,10 +264,12 @@ def train(cfg: TrainConfig) -> Path:
     csv_f = open(csv_path, "a", newline="") if rank == 0 else None
     writer = csv.writer(csv_f) if csv_f else None
     if writer and new_csv:
-        writer.writerow(["step", "lr", "loss", "si_sdr", "audio_s_per_s", "time"])
+        writer.writerow(
+            ["step", "lr", "loss", "si_sdr", "audio_s_per_s", "time", "l_ssl", "teacher_ms"]
+        )
     bar = None
     if rank == 0 and cfg.progress:
-        from tqdm import tqdm
+        from dsp.progress import progress as tqdm
 
         bar = tqdm(total=cfg.steps, initial=step, desc=cfg.name, unit="step", dynamic_ncols=True)
     t_start = time.time()
@@ -263,7 +297,12 @@ def train(cfg: TrainConfig) -> Path:
 
     def save_model(path, metrics):
         save_checkpoint(
-            path, model, train_config=cfg.to_dict(), data=_data_description(cfg), metrics=metrics
+            path,
+            model,
+            train_config=cfg.to_dict(),
+            data=_data_description(cfg),
+            metrics=metrics,
+            teacher=teacher_meta,
         )
 
     stopping = False
@@ -286,6 +325,7 @@ def train(cfg: TrainConfig) -> Path:
             batch = [b.to(device) for b in batch]
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg, elapsed())
+            hook.step = step
             loss, logs = hook.compute_loss(train_model, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -320,6 +360,8 @@ def train(cfg: TrainConfig) -> Path:
                         f"{logs['si_sdr']:.2f}",
                         f"{rate:.1f}",
                         int(time.time()),
+                        f"{logs['l_ssl']:.4f}" if "l_ssl" in logs else "",
+                        f"{logs['teacher_ms']:.0f}" if "teacher_ms" in logs else "",
                     ]
                 )
                 csv_f.flush()
@@ -336,7 +378,8 @@ def train(cfg: TrainConfig) -> Path:
                         f"{res['valid_si_sdr']:.2f} dB (input {res['valid_si_sdr_in']:.2f})"
                         f", PESQ {res['valid_pesq']:.3f}"
                     )
-                if res["score"] > best:
+                in_stage1 = step <= getattr(hook, "pretrain_steps", 0)  # no enhancement yet
+                if res["score"] > best and not in_stage1:
                     best = res["score"]
                     save_model(out / "best.safetensors", res)
                 save_model(out / "latest.safetensors", res)

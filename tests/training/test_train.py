@@ -150,3 +150,20 @@ def test_init_starts_from_a_checkpoint_and_checks_its_config(dns_tree, tmp_path)
     other.init = str(tmp_path / "src.safetensors")
     with pytest.raises(UserError, match="model config differs"):
         train(other)
+
+
+def test_under_term_costs_removed_speech_not_residual_noise():
+    from dsp.stft import DEFAULT_GEOMETRY
+    from training.losses import enhancement_loss
+
+    torch.manual_seed(0)
+    clean = torch.randn(1, 2, 10, 257)
+    wav = torch.randn(1, 3520)
+    over = clean * 1.5  # leaves extra energy (residual noise)
+    under = clean * 0.5  # removes speech
+    _, lo = enhancement_loss(over, clean, wav, DEFAULT_GEOMETRY)
+    _, lu = enhancement_loss(under, clean, wav, DEFAULT_GEOMETRY)
+    assert lo["l_under"] == 0.0 and lu["l_under"] > 0
+    base, _ = enhancement_loss(under, clean, wav, DEFAULT_GEOMETRY)
+    heavier, _ = enhancement_loss(under, clean, wav, DEFAULT_GEOMETRY, w_under=1.0)
+    assert heavier.item() == pytest.approx(base.item() + lu["l_under"], rel=1e-5)
