@@ -100,7 +100,9 @@ class BlindTest:
             w.writerow(row)
 
     def summary(self) -> dict:
-        """Preference counts (ab) or correct identifications (abx), with a binomial p-value."""
+        """Preference counts (ab) or correct identifications (abx), with a p-value: binomial for
+        two processors and for ABX, a chi-square goodness-of-fit over all counts for three or
+        four (testing the most-chosen one against 1/k after picking it would overstate it)."""
         from scipy.stats import binomtest
 
         n = len(self.results)
@@ -108,9 +110,14 @@ class BlindTest:
             counts = {name: 0 for name in self.names}
             for r in self.results:
                 counts[r["chosen_processor"]] += 1
-            top = max(counts.values()) if n else 0
-            # two processors: two-sided test of p = 1/2; more: the top one against 1/k
-            p = binomtest(top, n, 1 / len(self.names)).pvalue if n else float("nan")
+            if not n:
+                p = float("nan")
+            elif len(self.names) == 2:  # two-sided test of p = 1/2
+                p = binomtest(max(counts.values()), n, 0.5).pvalue
+            else:  # no processor picked first: do all the counts depart from uniform?
+                from scipy.stats import chisquare
+
+                p = float(chisquare(list(counts.values())).pvalue)
             return {"mode": "ab", "trials": n, "counts": counts, "p_value": p}
         k = sum(int(r["correct"]) for r in self.results)
         p = binomtest(k, n, 0.5, alternative="greater").pvalue if n else float("nan")

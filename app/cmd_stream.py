@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--rate",
         type=int,
         default=0,
-        help="engine/device rate (default: the input device's, or 48000)",
+        help="engine/device rate (default: the device's; file to file: the input file's)",
     )
     p.add_argument("--wet", type=float, default=1.0, help="1 = processed only, 0 = dry only")
     p.add_argument("--record-input", default="", help="also record the input to this WAV")
@@ -97,9 +97,20 @@ def build_engine(args):
     source_dev = DeviceSource(None if args.input == "mic" else args.input) if in_is_device else None
     speaker = next((o for o in outs if _is_device(o)), None)
     sink_dev = SpeakerSink(None if speaker == "speaker" else speaker) if speaker else None
-    rate = args.rate or (
-        source_dev.device["rate"] if source_dev else sink_dev.device["rate"] if sink_dev else 48000
-    )
+    file_to_file = not in_is_device and sink_dev is None
+    if args.rate:
+        rate = args.rate
+    elif source_dev or sink_dev:
+        rate = (source_dev or sink_dev).device["rate"]
+    else:  # file to file: keep the input's rate
+        import soundfile as sf
+
+        from dsp.audio_io import AudioError
+
+        try:
+            rate = sf.info(args.input).samplerate
+        except Exception as exc:
+            raise AudioError(f"{args.input}: cannot read audio ({exc})") from None
     realtime = args.realtime
     if realtime is None:
         realtime = in_is_device or sink_dev is not None
@@ -110,9 +121,19 @@ def build_engine(args):
         args.input, rate, noise=args.noise or None, snr=args.snr, loop=args.loop
     )
     sinks = []
+    # file to file: the output lines up with the input, sample for sample, and has its length
+    align = file_to_file and not args.loop and not args.seconds
     for o in outs:
         if not _is_device(o):
-            sinks.append(FileSink(o, rate, record_input=args.record_input or None))
+            sinks.append(
+                FileSink(
+                    o,
+                    rate,
+                    record_input=args.record_input or None,
+                    skip=engine.latency_samples if align else 0,
+                    limit=len(source.audio) if align else None,
+                )
+            )
     if sink_dev:
         sinks.append(sink_dev)
     if args.record_input and not any(isinstance(s, FileSink) for s in sinks):

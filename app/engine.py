@@ -37,6 +37,10 @@ class EngineError(UserError):
     pass
 
 
+class LatencyTooLong(EngineError):
+    """A processor needs more latency than a running engine was built for: restart it."""
+
+
 # -- sources -------------------------------------------------------------------------------
 
 
@@ -131,8 +135,8 @@ def resolve_device(spec, want: str) -> dict:
             for d in cands:
                 if d["index"] == idx:
                     return d
-        except Exception:
-            pass
+        except Exception as exc:  # no default device set: fall back to the names below
+            log.debug("no default %s device: %s", want, exc)
         for d in cands:
             if d["name"] in ("default", "pulse"):
                 return d
@@ -186,8 +190,9 @@ class Engine:
         self.cfg = cfg or EngineConfig()
         c = self.cfg
         self.procs = list(processors)
-        # a hidden dry slot (bypass) gives the time-aligned dry signal for dry/wet and display
-        self._dry = Bypass(16000, 320, 0)
+        # a hidden dry slot (bypass at the device rate: full band, no resampling) gives the
+        # time-aligned dry signal for dry/wet and display
+        self._dry = Bypass(c.rate, c.block, 0)
         self.slots = [self._make_slot(p) for p in [*self.procs, self._dry]]
         lat = [self._slot_latency(s.proc) for s in self.slots]
         self.latency_samples = max(lat)  # device samples every slot is aligned to
@@ -197,6 +202,8 @@ class Engine:
                 s.out.append(np.zeros(pad, np.float32))
                 s.out_len += pad
         self.active = min(max(0, active), len(self.procs) - 1)
+        self._pending: collections.deque = collections.deque()  # replacements for the worker
+        self._mixed = 0  # device samples mixed so far (the output's position)
         self._requested = self.active
         self._prev = self.active
         self._fade_len = max(1, int(c.rate * c.crossfade_ms / 1000))
@@ -224,7 +231,8 @@ class Engine:
         self._busy_s = 0.0
         self._audio_s = 0.0
         self.input_xruns = 0
-        self.output_xruns = 0
+        self.output_xruns = 0  # written by the output callback only
+        self.output_overflows = 0  # written by the worker only
         self.dropped_input = 0
         self.underruns = 0
         self.buffer_grows = 0
@@ -298,33 +306,42 @@ class Engine:
         self.wet = float(min(1.0, max(0.0, wet)))
 
     def replace_processor(self, index: int, proc: Processor) -> None:
-        """Swap a slot's processor (load it first, off the audio path). The new slot starts with
-        fresh state and is padded to the engine's common latency."""
+        """Swap a slot's processor (load it first, off the audio path; any thread). The swap
+        is applied by the worker at its next block, with fresh state, aligned to the others.
+        Raises :class:`LatencyTooLong` if the engine must be restarted for it."""
+        if not 0 <= index < len(self.procs):
+            raise IndexError(f"no processor {index} (have {len(self.procs)})")
         lat = self._slot_latency(proc)
         if lat > self.latency_samples:
-            raise EngineError(
+            raise LatencyTooLong(
                 f"{proc.name} needs {lat} samples of latency, more than this "
                 f"engine's {self.latency_samples}; restart the engine with it"
             )
-        slot = self._make_slot(proc)
-        # the new slot joins at the current position of the others
-        target = self.slots[-1].out_len
-        pad = self.latency_samples - lat + target
-        if pad:
-            slot.out.append(np.zeros(pad, np.float32))
-            slot.out_len = pad
-        self.procs[index] = proc
-        self.slots[index] = slot
+        self._pending.append((index, proc, self._make_slot(proc)))
+
+    def _apply_replacements(self) -> None:
+        """Worker side of ``replace_processor``. A slot starting now (input position T) emits
+        its sample m for input T + m - lat; on the output that belongs at T + m - lat + L, and
+        the output has reached ``self._mixed``: so its queue starts with that many zeros."""
+        while self._pending:
+            index, proc, slot = self._pending.popleft()
+            pad = self.samples_in + self.latency_samples - self._slot_latency(proc) - self._mixed
+            if pad > 0:
+                slot.out.append(np.zeros(pad, np.float32))
+                slot.out_len = pad
+            self.procs = [*self.procs[:index], proc, *self.procs[index + 1 :]]
+            self.slots = [*self.slots[:index], slot, *self.slots[index + 1 :]]
 
     # -- the worker's per-block work (also callable directly in tests) -----------------------
     def process_block(self, x: np.ndarray) -> np.ndarray | None:
         """Feed one device-rate block; returns the mixed output that became ready (maybe empty)."""
         t0 = time.perf_counter()
+        if self._pending:
+            self._apply_replacements()
         self.samples_in += len(x)
-        hops = 0
         for slot in self.slots:
             try:
-                hops += self._run_slot(slot, x)
+                self._run_slot(slot, x)
             except Exception as exc:  # a failing processor goes silent; the engine keeps going
                 slot.error = f"{slot.proc.name}: {type(exc).__name__}: {exc}"
                 self.warn_once(f"slot-{id(slot)}", f"processor failed, muted: {slot.error}")
@@ -333,16 +350,18 @@ class Engine:
                 slot.out_len += n
         n = min(s.out_len for s in self.slots)
         out = self._mix(n) if n > 0 else np.zeros(0, np.float32)
-        dt = time.perf_counter() - t0
-        self._busy_s += dt
-        self._audio_s += len(x) / self.cfg.rate
-        if hops:
-            per = dt / max(1, hops / len(self.slots))
-            self._hop_times.append(per)
+        self._mixed += len(out)
         self._display(x, out)
+        dt = time.perf_counter() - t0  # every slot, mixing and the display work
+        self._busy_s += dt
+        audio_s = len(x) / self.cfg.rate
+        self._audio_s += audio_s
+        if audio_s:  # the cost of 20 ms of audio (one model hop), whatever the block size
+            self._hop_times.append(dt * 0.020 / audio_s)
         return out
 
     def _run_slot(self, slot: _Slot, x: np.ndarray) -> int:
+        """Feed one block to a slot; returns the hops it ran."""
         p = slot.proc
         y = slot.rs_in.process(x)
         buf = np.concatenate([slot.fifo_in, y]) if len(slot.fifo_in) else y
@@ -516,8 +535,9 @@ class Engine:
             try:
                 st.stop()
                 st.close()
-            except Exception:
-                pass
+            except Exception as exc:  # a device that vanished cannot be closed: say so
+                self.messages.append(f"closing an audio stream failed: {exc}")
+                log.warning("closing an audio stream failed: %s", exc)
         self._streams = []
 
     def _file_feeder(self) -> None:
@@ -549,6 +569,7 @@ class Engine:
                 if file_direct:
                     x = self.source.read(c.block)
                     if x is None:
+                        self._flush_tail(speaker)
                         break
                 else:
                     backlog = self.in_ring.fill
@@ -559,27 +580,42 @@ class Engine:
                     if not self.in_ring.read_into(blk):
                         self.in_ring.underflows -= 1  # waiting for input is not an error
                         if self._source_done and self.in_ring.fill == 0:
+                            self._flush_tail(speaker)
                             break
                         self._check_input_alive()
                         time.sleep(c.block / c.rate / 4)
                         continue
                     self._last_input_t = time.monotonic()
                     x = blk
-                out = self.process_block(x)
-                file_sinks = self._file_sinks  # one read: add/remove_sink swap the list
-                for s in file_sinks:
-                    s.write_input(x)
-                if len(out):
-                    self.samples_out += len(out)
-                    for s in file_sinks:
-                        s.write(out)
-                    if speaker:
-                        self._feed_output(out)
+                self._emit(x, self.process_block(x), speaker)
         except Exception as exc:
             self.messages.append(f"engine stopped: {type(exc).__name__}: {exc}")
             log.exception("engine worker failed")
         finally:
             self.finished.set()
+
+    def _emit(self, x: np.ndarray | None, out: np.ndarray, speaker: bool) -> None:
+        file_sinks = self._file_sinks  # one read: add/remove_sink swap the list
+        if x is not None:
+            for s in file_sinks:
+                s.write_input(x)
+        if len(out):
+            self.samples_out += len(out)
+            for s in file_sinks:
+                s.write(out)
+            if speaker:
+                self._feed_output(out)
+
+    def _flush_tail(self, speaker: bool) -> None:
+        """At the end of a file: push silence until the output has caught up with the input
+        (latency, a hop waiting to fill, resampler delays), so nothing of it is cut off."""
+        c = self.cfg
+        target = self.samples_in + self.latency_samples
+        zeros = np.zeros(c.block, np.float32)
+        for _ in range(int(c.rate * 0.5 / c.block) + 1):  # at most 0.5 s of flushing
+            if self.samples_out >= target or self._stop.is_set():
+                return
+            self._emit(None, self.process_block(zeros), speaker)
 
     def _check_input_alive(self) -> None:
         """A device that disappears stops calling back: say so once, keep running."""
@@ -621,18 +657,33 @@ class Engine:
             self._calm_since = time.monotonic()
         if add:
             ring.write(np.zeros(add, np.float32))
-        if not ring.write(out):
-            self.output_xruns += 1
-        excess = ring.fill - (self._out_fill_target + 4 * c.block)
-        if excess > 0:
-            ring.discard(excess)
+        # never hold more than target + 4 blocks: drop the oldest of what is being written
+        # (the worker only ever writes to this ring; the output callback is its one reader)
+        room = self._out_fill_target + 4 * c.block - ring.fill
+        if room < len(out):
+            self.output_overflows += len(out) - max(0, room)
+            out = out[len(out) - max(0, room) :]
+        if len(out) and not ring.write(out):
+            self.output_overflows += len(out)
 
     # -- health ------------------------------------------------------------------------------
+    def _queue_latency_s(self) -> float:
+        """Delay inside the audible slot beyond its algorithmic latency: the resamplers' filter
+        delays, input waiting for a whole hop, and output waiting to be mixed."""
+        slots = self.slots
+        slot = slots[min(self.active, len(slots) - 1)]
+        p, rate = slot.proc, self.cfg.rate
+        d = 0.0
+        d += slot.rs_in.delay / p.sample_rate + slot.rs_out.delay / rate
+        d += len(slot.fifo_in) / p.sample_rate + slot.out_len / rate
+        return d
+
     def health(self) -> dict:
         c = self.cfg
         times = np.array(self._hop_times) if self._hop_times else np.zeros(1)
         rtf = self._busy_s / self._audio_s if self._audio_s else 0.0
         ring_lat = (self.in_ring.fill + self.out_ring.fill) / c.rate
+        queue_lat = self._queue_latency_s()
         return {
             "active": self.names()[self.active],
             "ms_per_hop_p50": float(np.percentile(times, 50) * 1000),
@@ -642,13 +693,16 @@ class Engine:
             "output_fill": self.out_ring.fill_fraction,
             "input_xruns": self.input_xruns,
             "output_xruns": self.output_xruns,
+            "output_overflow_samples": self.output_overflows,
             "underruns": self.underruns,
             "dropped_input_samples": self.dropped_input,
             "output_buffer_ms": 1000 * self._out_fill_target / c.rate,
             "buffer_grows": self.buffer_grows,
             "buffer_shrinks": self.buffer_shrinks,
             "algorithmic_latency_ms": self.algorithmic_latency_ms,
-            "latency_ms": 1000 * (self.device_latency_s + ring_lat) + self.algorithmic_latency_ms,
+            "queue_latency_ms": 1000 * queue_lat,
+            "latency_ms": 1000 * (self.device_latency_s + ring_lat + queue_lat)
+            + self.algorithmic_latency_ms,
             "audio_seconds": self._audio_s,
             "messages": list(self.messages),
         }
@@ -675,9 +729,24 @@ class SpeakerSink:
 
 
 class FileSink:
-    """Writes the engine output (and optionally the input) as WAV while the engine runs."""
+    """Writes the engine output (and optionally the input) as WAV while the engine runs.
 
-    def __init__(self, path, rate: int, record_input: str | None = None):
+    The worker only queues copies of its blocks; a writer thread of the sink's own does the disk
+    writes, so a slow disk never stalls the audio, and a write after ``close`` (a recording
+    stopped while the worker was mid-block) is dropped instead of raising."""
+
+    def __init__(
+        self,
+        path,
+        rate: int,
+        record_input: str | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+    ):
+        """``skip``: drop the first so many output samples (the engine's latency, for a file
+        that lines up with its input); ``limit``: write at most so many output samples."""
+        import queue
+
         import soundfile as sf
 
         self.path = str(path)
@@ -688,17 +757,48 @@ class FileSink:
             else None
         )
         self.closed = False
+        self.error = ""
+        self._skip, self._limit, self.written = skip, limit, 0
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._writer, name="hushlab-sink", daemon=True)
+        self._thread.start()
+
+    def _writer(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            f, data = item
+            try:
+                f.write(data)
+            except Exception as exc:  # a full disk: keep the audio going, say why once
+                if not self.error:
+                    self.error = f"{self.path}: {type(exc).__name__}: {exc}"
+                    log.warning("recording stopped writing: %s", self.error)
 
     def write(self, out: np.ndarray) -> None:
-        self._f.write(out)
+        if self.closed:
+            return
+        if self._skip:
+            k = min(self._skip, len(out))
+            out, self._skip = out[k:], self._skip - k
+        if self._limit is not None:
+            out = out[: max(0, self._limit - self.written)]
+        if len(out):
+            self.written += len(out)
+            self._q.put((self._f, np.array(out, np.float32)))
 
     def write_input(self, inp: np.ndarray) -> None:
-        if self._fin is not None:
-            self._fin.write(inp)
+        if self._fin is not None and not self.closed:
+            self._q.put((self._fin, np.array(inp, np.float32)))
 
     def close(self) -> None:
-        if not self.closed:
-            self._f.close()
-            if self._fin is not None:
-                self._fin.close()
-            self.closed = True
+        """Write everything queued, then close the files (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._q.put(None)
+        self._thread.join()
+        self._f.close()
+        if self._fin is not None:
+            self._fin.close()

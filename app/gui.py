@@ -22,6 +22,7 @@ from app.engine import (
     EngineConfig,
     FileSink,
     FileSource,
+    LatencyTooLong,
     SpeakerSink,
     list_devices,
 )
@@ -565,12 +566,11 @@ class MainWindow(QtWidgets.QMainWindow):
                 for i, p in enumerate(procs):
                     if self.engine.procs[i] is not p:
                         self.engine.replace_processor(i, p)
-            except Exception as exc:  # a longer latency needs a restart: do it
-                if self.engine is not None and "restart" in str(exc):
-                    self.stop()
-                    self.start()
-                else:
-                    self.error(f"could not load model: {exc}")
+            except LatencyTooLong:  # a longer latency needs a restart: do it
+                self.stop()
+                self.start()
+            except Exception as exc:
+                self.error(f"could not load model: {exc}")
             self._show_model_info()
 
         QtCore.QTimer.singleShot(50, done)
@@ -611,8 +611,7 @@ class MainWindow(QtWidgets.QMainWindow):
         elif self.recording is not None:
             if self.engine is not None:
                 self.engine.remove_sink(self.recording)
-                time.sleep(0.05)  # let the worker finish a block that may still hold it
-            self.recording.close()
+            self.recording.close()  # writes what is queued; later writes are dropped
             self.statusBar().showMessage(f"saved {self.recording.path}", 5000)
             self.recording = None
 

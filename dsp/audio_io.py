@@ -69,9 +69,10 @@ def load_audio(
     return x, int(rate)
 
 
-def save_audio(path: str | os.PathLike, x: np.ndarray, sr: int) -> Path:
-    """Write mono or [N, C] float audio as WAV (float32 would be lossless, we use 16-bit PCM for
-    portability unless the suffix is .flac) - atomically, creating folders as needed."""
+def save_audio(path: str | os.PathLike, x: np.ndarray, sr: int, subtype: str | None = None) -> Path:
+    """Write mono or [N, C] float audio - atomically, creating folders as needed. ``subtype``
+    (a soundfile subtype such as 'FLOAT' or 'PCM_24') defaults to 16-bit PCM (Vorbis for .ogg);
+    integer subtypes clip at full scale, float ones keep every sample as it is."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = np.asarray(x, dtype=np.float32)
@@ -81,9 +82,14 @@ def save_audio(path: str | os.PathLike, x: np.ndarray, sr: int) -> Path:
     fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(suffix)
     if fmt is None:
         raise AudioError(f"{path}: unsupported output format '{suffix}' (use .wav, .flac or .ogg)")
-    subtype = "VORBIS" if fmt == "OGG" else "PCM_16"
+    if fmt == "OGG":
+        subtype = "VORBIS"
+    elif subtype is None or not sf.check_format(fmt, subtype):
+        subtype = "PCM_16"
+    if subtype not in ("FLOAT", "DOUBLE"):
+        x = np.clip(x, -1.0, 1.0)
     tmp = path.with_name(path.name + ".part")
-    sf.write(str(tmp), np.clip(x, -1.0, 1.0), sr, format=fmt, subtype=subtype)
+    sf.write(str(tmp), x, sr, format=fmt, subtype=subtype)
     os.replace(tmp, path)
     return path
 

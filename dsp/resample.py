@@ -35,6 +35,12 @@ class StreamResampler:
             else soxr.ResampleStream(self.sr_in, self.sr_out, 1, dtype="float32", quality=quality)
         )
 
+    @property
+    def delay(self) -> float:
+        """Samples (at the output rate) the resampler holds back right now (0 for a
+        pass-through)."""
+        return 0.0 if self.passthrough else float(self._rs.delay())
+
     def reset(self) -> None:
         if not self.passthrough:
             self._rs = soxr.ResampleStream(

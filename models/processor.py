@@ -13,6 +13,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,7 +244,10 @@ def export_onnx(model, cache_dir=None) -> Path:
         frame = torch.zeros(1, 2, 1, model.config.n_fft // 2 + 1)
         names_in = ["frame"] + [f"s{i}" for i in range(len(st.tensors()))]
         names_out = ["out"] + [f"s{i}_out" for i in range(len(st.tensors()))]
-        tmp = path.with_suffix(".tmp.onnx")
+        # a name of its own: two processes exporting on a cold cache never share a temp file
+        fd, tmp_name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.onnx", dir=cache)
+        os.close(fd)
+        tmp = Path(tmp_name)
         with torch.no_grad():
             torch.onnx.export(
                 wrapper,
@@ -384,12 +388,12 @@ class _Handle:
         self.ptr, self._free, self.inbuf, self.outbuf = ptr, free, inbuf, outbuf
 
     def __del__(self):
-        try:
-            if self.ptr:
-                self._free(self.ptr)
-                self.ptr = None
-        except Exception:
-            pass
+        if self.ptr:
+            ptr, self.ptr = self.ptr, None
+            try:
+                self._free(ptr)
+            except Exception as exc:  # at interpreter exit the library may be gone already
+                log.debug("could not free a native state: %s", exc)
 
 
 PEERS = {"rnnoise": RNNoiseProcessor, "deepfilternet3": DeepFilterNet3Processor}

@@ -188,7 +188,8 @@ class Teacher:
         """Per-layer, per-dimension mean and std over ``clips`` (an iterable of 1-D arrays);
         written next to the teacher. Returns a summary."""
         from safetensors.torch import save_file
-        from tqdm import tqdm
+
+        from dsp.progress import progress as tqdm
 
         s1 = torch.zeros(self.n_layers + 1, self.dim, dtype=torch.float64)
         s2 = torch.zeros_like(s1)

@@ -114,8 +114,7 @@ def _pick_clips(cfg: AnalysisConfig):
 
 def analyze(cfg: AnalysisConfig, teacher=None, progress: bool = True) -> dict:
     """Run the analysis; writes its files to ``cfg.out`` and returns the summary."""
-    from tqdm import tqdm
-
+    from dsp.progress import progress as tqdm
     from models.teacher import Teacher
 
     teacher = teacher or Teacher(cfg.teacher)

@@ -38,14 +38,15 @@ def enhance_file(proc, src: Path, dst: Path) -> None:
     out = np.stack([enhance_array(proc, data[:, c], sr) for c in range(data.shape[1])], axis=1)
     if dst.suffix.lower() not in (".wav", ".flac", ".ogg"):
         dst = dst.with_suffix(".wav")
-    save_audio(dst, out[:, 0] if out.shape[1] == 1 else out, sr)
+    # the input's sample format: a float file stays float (samples above full scale survive)
+    subtype = sf.info(str(src)).subtype
+    save_audio(dst, out[:, 0] if out.shape[1] == 1 else out, sr, subtype=subtype)
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from dsp.audio_io import AudioError, find_audio_files
     from dsp.errors import UserError
+    from dsp.progress import progress as tqdm
     from models.processor import load_processor
 
     src, dst = Path(args.input), Path(args.output)

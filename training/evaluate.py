@@ -73,7 +73,7 @@ def evaluate(
     progress: bool = True,
 ) -> list[dict]:
     """Per-mixture rows for every processor spec ('noisy' = the unprocessed input)."""
-    from tqdm import tqdm
+    from dsp.progress import progress as tqdm
 
     metrics = ("pesq", "stoi", "estoi", "si_sdr") + (("dnsmos",) if dnsmos else ())
     rows: list[dict] = []

@@ -201,7 +201,7 @@ def evaluate_pretraining(model, clips: np.ndarray, cfg: TeacherConfig) -> dict:
 
 def train_teacher(cfg: TeacherConfig) -> Path:
     """Pre-train (or resume); returns the folder of the saved teacher (``OUT/teacher``)."""
-    from tqdm import tqdm
+    from dsp.progress import progress as tqdm
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

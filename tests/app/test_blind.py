@@ -48,3 +48,22 @@ def test_bad_setups_are_refused():
     bt = BlindTest(["a", "b"], "ab")
     with pytest.raises(ValueError):
         bt.vote("C")
+
+
+def test_three_way_preference_does_not_select_before_testing():
+    """Counts 6/4/2 of 12 are common by chance; testing the top one against 1/3 after
+    picking it gave p 0.23; over all three counts it is 0.37."""
+    bt = BlindTest(["a", "b", "c"], "ab", seed=4)
+    want = ["a"] * 6 + ["b"] * 4 + ["c"] * 2
+    for name in want:
+        label = next(k for k, v in bt.trial.mapping.items() if bt.names[v] == name)
+        bt.vote(label)
+    s = bt.summary()
+    assert s["counts"] == {"a": 6, "b": 4, "c": 2}
+    assert s["p_value"] == pytest.approx(0.3679, abs=1e-3)
+    # a real preference still shows
+    bt2 = BlindTest(["a", "b", "c"], "ab", seed=5)
+    for _ in range(15):
+        label = next(k for k, v in bt2.trial.mapping.items() if bt2.names[v] == "a")
+        bt2.vote(label)
+    assert bt2.summary()["p_value"] < 0.001

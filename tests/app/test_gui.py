@@ -5,9 +5,8 @@ import time
 
 import numpy as np
 import pytest
+import pytestqt  # noqa: E402,F401  (installed by the set-up: a missing one is an error)
 import soundfile as sf
-
-pytest.importorskip("pytestqt")
 from PySide6 import QtCore  # noqa: E402
 
 from app.gui import MainWindow  # noqa: E402

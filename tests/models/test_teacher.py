@@ -110,10 +110,15 @@ def test_errors_are_clear(teacher_dir, tmp_path, monkeypatch):
         t.embed(np.zeros(300, np.float32))
     with pytest.raises(UserError, match="NaN"):
         t.embed(np.full(800, np.nan, np.float32))
-    fresh = Teacher(teacher_dir, cache_dir=tmp_path / "other")
-    if not fresh.has_stats():
-        with pytest.raises(UserError, match="no normalisation statistics"):
-            fresh.embed(np.zeros(800, np.float32), normalise=True)
+    import shutil
+
+    bare = tmp_path / "bare"  # a teacher folder without statistics (others may have added some)
+    shutil.copytree(teacher_dir, bare)
+    (bare / "hushlab_stats.safetensors").unlink(missing_ok=True)
+    fresh = Teacher(bare, cache_dir=tmp_path / "other")
+    assert not fresh.has_stats()
+    with pytest.raises(UserError, match="no normalisation statistics"):
+        fresh.embed(np.zeros(800, np.float32), normalise=True)
 
 
 def test_a_teacher_with_another_frame_rate_is_refused(tmp_path):

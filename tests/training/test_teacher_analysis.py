@@ -1,7 +1,6 @@
 """Teacher pre-training (tiny), the voicing probe and `hushlab analyze`."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -152,7 +151,6 @@ def test_analyze_cli(trained, mini_corpus, tmp_path, capsys):
     assert main(["analyze", "--teacher", str(tmp_path / "missing")]) == 2
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 def test_sentence_probe_runs_per_layer(trained):
     from training.probe import probe_markdown, sentence_probe
 

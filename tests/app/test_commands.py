@@ -1,0 +1,76 @@
+"""Smoke tests of the commands themselves: `hushlab app` (offscreen, file source) and
+`hushlab stream` (file to file keeps rate, length and alignment), run as a user runs them."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from tests.conftest import speechlike
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _hushlab(*args, timeout=240, env=None):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_app_command_plays_a_file_and_quits_cleanly(tmp_path):
+    src = tmp_path / "noisy.wav"
+    x = speechlike(3.0, 16000) + 0.01 * np.random.default_rng(0).standard_normal(48000)
+    sf.write(src, x.astype(np.float32), 16000)
+    shot = tmp_path / "shot.png"
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
+    res = _hushlab(
+        "app",
+        "--source",
+        str(src),
+        "--model-a",
+        "baseline",
+        "--model-b",
+        "bypass",
+        "--no-output",
+        "--screenshot",
+        str(shot),
+        "--screenshot-after",
+        "2",
+        "--quit-after",
+        "3",
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr and "Error" not in res.stderr, res.stderr[-2000:]
+    assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_stream_file_to_file_keeps_rate_length_and_alignment(tmp_path):
+    rate = 16000
+    x = (speechlike(2.5, rate, seed=3) * 2).astype(np.float32)
+    src, out = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(src, x, rate)
+    res = _hushlab("stream", "--input", str(src), "--output", str(out), "--model", "bypass")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    y, sr = sf.read(out, dtype="float32")
+    assert sr == rate and len(y) == len(x)
+    np.testing.assert_allclose(y, x, atol=2e-3)  # bypass: the input itself, not delayed
+    assert "streamed" in res.stdout
+
+
+def test_stream_bad_input_is_a_clear_error(tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....WAVEjunk")
+    res = _hushlab("stream", "--input", str(bad), "--output", str(tmp_path / "o.wav"))
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "broken.wav" in res.stderr
