@@ -10,6 +10,8 @@ Threads:
   switch with ``request_active(i)``: a plain attribute write, applied by the worker at the next
   block boundary.
 No Qt here. Nothing in a callback allocates sample storage, logs, locks or touches torch.
+The device streams live in ``app/streams.py``, sources and sinks in ``app/endpoints.py``; what
+is left here (slots, alignment, mixing, the worker, health) is one state machine, kept whole.
 """
 
 from __future__ import annotations
@@ -24,133 +26,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.display import ColumnHistory, full_scale_magnitude, magnitude_db
-from dsp.errors import UserError
+from app.endpoints import (  # noqa: F401  (re-exported: the engine's public names)
+    DeviceSource,
+    EngineError,
+    FileSink,
+    FileSource,
+    LatencyTooLong,
+    SpeakerSink,
+    list_devices,
+    resolve_device,
+)
+from app.streams import DeviceStreams
 from dsp.resample import StreamResampler
 from dsp.ringbuffer import RingBuffer
 from dsp.stft import StftGeometry, StreamingStft, window
 from models.processor import Bypass, Processor
 
 log = logging.getLogger(__name__)
-
-
-class EngineError(UserError):
-    pass
-
-
-class LatencyTooLong(EngineError):
-    """A processor needs more latency than a running engine was built for: restart it."""
-
-
-# -- sources -------------------------------------------------------------------------------
-
-
-class FileSource:
-    """A file played as if it were a microphone: mono, at ``rate``, optionally looped and mixed
-    with a noise file at a chosen SNR (then ``clean`` holds the scaled clean reference)."""
-
-    kind = "file"
-
-    def __init__(
-        self,
-        path,
-        rate: int,
-        noise=None,
-        snr: float = 0.0,
-        loop: bool = False,
-        level_dbfs: float | None = None,
-        audio: np.ndarray | None = None,
-    ):
-        from dsp.audio_io import load_audio
-        from dsp.mixing import fit_length, mix_at_snr
-
-        if audio is not None:
-            x = np.asarray(audio, np.float32)
-        else:
-            x, _ = load_audio(path, rate, allow_silent=False)
-        self.clean = None
-        if noise is not None:
-            v = noise if isinstance(noise, np.ndarray) else load_audio(noise, rate)[0]
-            v = fit_length(np.asarray(v, np.float32), len(x))
-            x, self.clean, _ = mix_at_snr(x, v, snr, level_dbfs=level_dbfs)
-        self.audio = x
-        self.rate = rate
-        self.loop = loop
-        self.pos = 0
-        self.name = str(path) if path else "array"
-
-    def read(self, n: int) -> np.ndarray | None:
-        """Next ``n`` samples (fewer at the end); None when finished."""
-        if self.pos >= len(self.audio):
-            if not self.loop:
-                return None
-            self.pos = 0
-        out = self.audio[self.pos : self.pos + n]
-        self.pos += len(out)
-        if self.loop and len(out) < n:
-            self.pos = 0
-            out = np.concatenate([out, self.audio[: n - len(out)]])
-        return out
-
-
-def list_devices() -> list[dict]:
-    """Audio devices with host API and default rate; [] when PortAudio finds none."""
-    try:
-        import sounddevice as sd
-
-        devs = sd.query_devices()
-        apis = sd.query_hostapis()
-    except Exception as exc:  # PortAudio missing or broken
-        log.debug("no audio devices: %s", exc)
-        return []
-    out = []
-    for i, d in enumerate(devs):
-        out.append(
-            {
-                "index": i,
-                "name": d["name"],
-                "hostapi": apis[d["hostapi"]]["name"],
-                "inputs": d["max_input_channels"],
-                "outputs": d["max_output_channels"],
-                "rate": int(d["default_samplerate"]),
-            }
-        )
-    return out
-
-
-def resolve_device(spec, want: str) -> dict:
-    """'mic'/'speaker'/'default', an index or a name fragment -> device dict (clear errors)."""
-    devs = list_devices()
-    key = "inputs" if want == "input" else "outputs"
-    cands = [d for d in devs if d[key] > 0]
-    if not cands:
-        raise EngineError(
-            f"no audio {want} devices found (is a sound server running? on a "
-            "machine without a sound card use a file source)"
-        )
-    if spec in (None, "", "mic", "speaker", "default"):
-        try:
-            import sounddevice as sd
-
-            idx = sd.default.device[0 if want == "input" else 1]
-            for d in cands:
-                if d["index"] == idx:
-                    return d
-        except Exception as exc:  # no default device set: fall back to the names below
-            log.debug("no default %s device: %s", want, exc)
-        for d in cands:
-            if d["name"] in ("default", "pulse"):
-                return d
-        return cands[0]
-    if str(spec).isdigit():
-        for d in cands:
-            if d["index"] == int(spec):
-                return d
-        raise EngineError(f"no {want} device with index {spec}")
-    for d in cands:
-        if str(spec).lower() in d["name"].lower():
-            return d
-    names = ", ".join(d["name"] for d in cands)
-    raise EngineError(f"no {want} device matching '{spec}' (have: {names})")
 
 
 # -- engine --------------------------------------------------------------------------------
@@ -181,7 +73,7 @@ class EngineConfig:
     realtime: bool = True
 
 
-class Engine:
+class Engine(DeviceStreams):
     def __init__(
         self, processors: list[Processor], cfg: EngineConfig | None = None, active: int = 0
     ):
@@ -482,63 +374,6 @@ class Engine:
         return self.finished.wait(timeout)
 
     # sounddevice streams -------------------------------------------------------------------
-    def _open_input(self, src: DeviceSource) -> None:
-        import sounddevice as sd
-
-        ring = self.in_ring
-
-        def callback(indata, frames, time_info, status):  # audio thread: copy only
-            if status.input_overflow:
-                self.input_xruns += 1
-            if not ring.write(indata[:, 0]):
-                self.input_xruns += 1
-
-        self._start_stream(sd.InputStream, src.device, callback, "input")
-
-    def _open_output(self, sink: SpeakerSink) -> None:
-        import sounddevice as sd
-
-        ring = self.out_ring
-        scratch = np.zeros(self.cfg.rate, np.float32)
-
-        def callback(outdata, frames, time_info, status):  # audio thread: copy only
-            if status.output_underflow:
-                self.output_xruns += 1
-            buf = scratch[:frames]
-            if not ring.read_into(buf):
-                buf.fill(0.0)
-                self.underruns += 1
-            outdata[:] = buf[:, None]
-
-        self._start_stream(sd.OutputStream, sink.device, callback, "output")
-
-    def _start_stream(self, stream_cls, device: dict, callback, what: str) -> None:
-        try:
-            st = stream_cls(
-                device=device["index"],
-                channels=1,
-                samplerate=self.cfg.rate,
-                dtype="float32",
-                callback=callback,
-                latency="low",
-            )
-        except Exception as exc:
-            raise EngineError(
-                f"cannot open {what} device '{device['name']}' at {self.cfg.rate} Hz: {exc}"
-            ) from None
-        self._streams.append(st)
-        st.start()
-        self.device_latency_s += float(st.latency)
-
-    def _close_streams(self) -> None:
-        for st in self._streams:
-            try:
-                st.stop()
-                st.close()
-            except Exception as exc:  # a device that vanished cannot be closed: say so
-                self.messages.append(f"closing an audio stream failed: {exc}")
-                log.warning("closing an audio stream failed: %s", exc)
-        self._streams = []
 
     def _file_feeder(self) -> None:
         """Pushes the file into the input ring at real-time pace, like a device callback."""
@@ -617,55 +452,6 @@ class Engine:
                 return
             self._emit(None, self.process_block(zeros), speaker)
 
-    def _check_input_alive(self) -> None:
-        """A device that disappears stops calling back: say so once, keep running."""
-        if not isinstance(self.source, DeviceSource):
-            return
-        if time.monotonic() - self._last_input_t > 2.0:
-            dead = [st for st in self._streams if not getattr(st, "active", True)]
-            why = "its stream stopped" if dead else "no audio for 2 s"
-            self.warn_once(
-                "input-stalled",
-                f"the input device '{self.source.name}' stopped "
-                f"delivering audio ({why}); was it unplugged?",
-            )
-
-    def _feed_output(self, out: np.ndarray) -> None:
-        """Write to the output ring, adapting its buffering: grow on underruns (stop the
-        crackle), shrink after 10 s without one, and never hold more than target + 4 blocks."""
-        c = self.cfg
-        ring = self.out_ring
-        add = 0
-        if not self._prefilled:
-            add = self._out_fill_target
-            self._prefilled = True
-        if self.underruns != self._last_underflows:
-            self._last_underflows = self.underruns
-            grown = min(
-                int(c.rate * c.max_output_fill_ms / 1000), self._out_fill_target + 2 * c.block
-            )
-            if grown > self._out_fill_target:
-                add += grown - self._out_fill_target
-                self._out_fill_target = grown
-                self.buffer_grows += 1
-            self._calm_since = time.monotonic()
-        elif time.monotonic() - self._calm_since > 10.0:
-            floor = int(c.rate * c.min_output_fill_ms / 1000)
-            if self._out_fill_target > floor:
-                self._out_fill_target = max(floor, self._out_fill_target - c.block)
-                self.buffer_shrinks += 1
-            self._calm_since = time.monotonic()
-        if add:
-            ring.write(np.zeros(add, np.float32))
-        # never hold more than target + 4 blocks: drop the oldest of what is being written
-        # (the worker only ever writes to this ring; the output callback is its one reader)
-        room = self._out_fill_target + 4 * c.block - ring.fill
-        if room < len(out):
-            self.output_overflows += len(out) - max(0, room)
-            out = out[len(out) - max(0, room) :]
-        if len(out) and not ring.write(out):
-            self.output_overflows += len(out)
-
     # -- health ------------------------------------------------------------------------------
     def _queue_latency_s(self) -> float:
         """Delay inside the audible slot beyond its algorithmic latency: the resamplers' filter
@@ -706,99 +492,3 @@ class Engine:
             "audio_seconds": self._audio_s,
             "messages": list(self.messages),
         }
-
-
-# -- sources and sinks ----------------------------------------------------------------------
-
-
-class DeviceSource:
-    kind = "device"
-
-    def __init__(self, spec=None):
-        self.device = resolve_device(spec, "input")
-        self.name = self.device["name"]
-
-
-class SpeakerSink:
-    def __init__(self, spec=None):
-        self.device = resolve_device(spec, "output")
-        self.name = self.device["name"]
-
-    def close(self):
-        pass
-
-
-class FileSink:
-    """Writes the engine output (and optionally the input) as WAV while the engine runs.
-
-    The worker only queues copies of its blocks; a writer thread of the sink's own does the disk
-    writes, so a slow disk never stalls the audio, and a write after ``close`` (a recording
-    stopped while the worker was mid-block) is dropped instead of raising."""
-
-    def __init__(
-        self,
-        path,
-        rate: int,
-        record_input: str | None = None,
-        skip: int = 0,
-        limit: int | None = None,
-    ):
-        """``skip``: drop the first so many output samples (the engine's latency, for a file
-        that lines up with its input); ``limit``: write at most so many output samples."""
-        import queue
-
-        import soundfile as sf
-
-        self.path = str(path)
-        self._f = sf.SoundFile(self.path, "w", samplerate=rate, channels=1, subtype="FLOAT")
-        self._fin = (
-            sf.SoundFile(record_input, "w", samplerate=rate, channels=1, subtype="FLOAT")
-            if record_input
-            else None
-        )
-        self.closed = False
-        self.error = ""
-        self._skip, self._limit, self.written = skip, limit, 0
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._writer, name="hushlab-sink", daemon=True)
-        self._thread.start()
-
-    def _writer(self) -> None:
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            f, data = item
-            try:
-                f.write(data)
-            except Exception as exc:  # a full disk: keep the audio going, say why once
-                if not self.error:
-                    self.error = f"{self.path}: {type(exc).__name__}: {exc}"
-                    log.warning("recording stopped writing: %s", self.error)
-
-    def write(self, out: np.ndarray) -> None:
-        if self.closed:
-            return
-        if self._skip:
-            k = min(self._skip, len(out))
-            out, self._skip = out[k:], self._skip - k
-        if self._limit is not None:
-            out = out[: max(0, self._limit - self.written)]
-        if len(out):
-            self.written += len(out)
-            self._q.put((self._f, np.array(out, np.float32)))
-
-    def write_input(self, inp: np.ndarray) -> None:
-        if self._fin is not None and not self.closed:
-            self._q.put((self._fin, np.array(inp, np.float32)))
-
-    def close(self) -> None:
-        """Write everything queued, then close the files (idempotent)."""
-        if self.closed:
-            return
-        self.closed = True
-        self._q.put(None)
-        self._thread.join()
-        self._f.close()
-        if self._fin is not None:
-            self._fin.close()

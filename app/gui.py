@@ -7,15 +7,14 @@ Keys: Space start/stop, A / B / Tab switch, F freeze, R record, 1-4 blind labels
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.blind_panel import BlindPanel
 from app.engine import (
     DeviceSource,
     Engine,
@@ -26,6 +25,8 @@ from app.engine import (
     SpeakerSink,
     list_devices,
 )
+from app.loader import Loader
+from app.spectrogram import SpectrogramView, hz_to_mel, mel_to_hz  # noqa: F401
 from models.processor import available_peers, load_processor
 
 log = logging.getLogger(__name__)
@@ -43,97 +44,15 @@ def processor_choices() -> list[str]:
     return [*shipped_models(), "bypass", *available_peers()]
 
 
-def hz_to_mel(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def mel_to_hz(m):
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
-
-
-class SpectrogramView(pg.PlotWidget):
-    """A scrolling spectrogram: time in seconds (newest at 0), frequency in Hz on a linear or mel
-    axis, dBFS colours."""
-
-    MEL_ROWS = 160
-
-    def __init__(self, title: str, n_columns: int, n_bins: int, hop_s: float, nyquist: float):
-        super().__init__()
-        self.setTitle(title)
-        self.setLabel("bottom", "time", units="s")
-        self.img = pg.ImageItem(axisOrder="col-major")
-        self.addItem(self.img)
-        self.hop_s = hop_s
-        self.n_columns = n_columns
-        self.nyquist = nyquist
-        self.hz_per_bin = nyquist / (n_bins - 1)
-        mel_max = float(hz_to_mel(nyquist))
-        self._mel_hz = mel_to_hz(np.linspace(0, mel_max, self.MEL_ROWS))
-        self._mel_idx = np.clip(np.round(self._mel_hz / self.hz_per_bin).astype(int), 0, n_bins - 1)
-        self.setXRange(-n_columns * hop_s, 0, padding=0)
-        self.setMouseEnabled(x=False, y=False)
-        self.hideButtons()
-        self.levels = (-90.0, -10.0)
-        self.data = np.zeros((n_columns, n_bins), np.float32)
-        self.set_colormap("inferno")
-        self.set_scale("linear")
-
-    def set_scale(self, scale: str) -> None:
-        """'linear' (rows are FFT bins) or 'mel' (rows resampled to mel-spaced frequencies)."""
-        self.scale = scale
-        tr = QtGui.QTransform()
-        if scale == "mel":
-            step = float(hz_to_mel(self.nyquist)) / (self.MEL_ROWS - 1)
-            tr.translate(-self.n_columns * self.hop_s, -step / 2)
-            tr.scale(self.hop_s, step)
-            self.setYRange(0, float(hz_to_mel(self.nyquist)), padding=0)
-            ticks = [100, 250, 500, 1000, 2000, 4000, 8000]
-            self.getAxis("left").setTicks(
-                [[(float(hz_to_mel(f)), f"{f / 1000:g}k" if f >= 1000 else str(f)) for f in ticks]]
-            )
-            self.setLabel("left", "frequency (Hz, mel scale)")
-        else:
-            tr.translate(-self.n_columns * self.hop_s, -self.hz_per_bin / 2)
-            tr.scale(self.hop_s, self.hz_per_bin)
-            self.setYRange(0, self.nyquist, padding=0)
-            self.getAxis("left").setTicks(None)
-            self.setLabel("left", "frequency", units="Hz")
-        self.img.setTransform(tr)
-        self.show_columns(self.data)
-
-    def set_colormap(self, name: str) -> None:
-        try:
-            self.img.setColorMap(pg.colormap.get(name))
-        except Exception:
-            self.img.setColorMap(pg.colormap.get("viridis"))
-
-    def show_columns(self, cols: np.ndarray) -> None:
-        self.data = cols
-        img = cols[:, self._mel_idx] if self.scale == "mel" else cols
-        self.img.setImage(img, autoLevels=False, levels=self.levels)
-
-    def readout(self, scene_pos) -> str | None:
-        if not self.sceneBoundingRect().contains(scene_pos):
-            return None
-        p = self.getPlotItem().vb.mapSceneToView(scene_pos)
-        t = p.x()
-        f = float(mel_to_hz(p.y())) if self.scale == "mel" else p.y()
-        col = int(round(t / self.hop_s)) + self.n_columns
-        row = int(round(f / self.hz_per_bin))
-        if not (0 <= col < self.data.shape[0] and 0 <= row < self.data.shape[1]):
-            return None
-        return f"t {t:6.2f} s   f {f:7.0f} Hz   {self.data[col, row]:6.1f} dBFS"
-
-
-class MainWindow(QtWidgets.QMainWindow):
+class MainWindow(BlindPanel, QtWidgets.QMainWindow):
     def __init__(self, args=None):
         super().__init__()
         self.setWindowTitle("Hushlab")
         self.args = args
         self.settings = QtCore.QSettings("Hushlab", "Hushlab")
         self.engine: Engine | None = None
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        self._loading: concurrent.futures.Future | None = None
+        self.loader = Loader(self)
+        self._loading = False  # processors for a start are being loaded
         self._procs_cache: dict[str, object] = {}
         self.recording: FileSink | None = None
         self.blind = None
@@ -438,7 +357,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.start()
 
     def toggle_running(self) -> None:
-        if self.engine is not None or self._loading is not None:
+        if self.engine is not None or self._loading:
             self.stop()
         else:
             self.start()
@@ -449,13 +368,13 @@ class MainWindow(QtWidgets.QMainWindow):
         return [self.combo_a.currentText(), self.combo_b.currentText()]
 
     def start(self) -> None:
-        if self._loading is not None:
+        if self._loading:
             return
         specs = self._specs()
         self.busy.setVisible(True)
         self.start_button.setEnabled(False)
-        self._loading = self.pool.submit(self._load_processors, specs)
-        QtCore.QTimer.singleShot(50, self._finish_start)
+        self._loading = True
+        self.loader.submit(lambda: self._load_processors(specs), self._finish_start)
 
     def _load_processors(self, specs):
         out = []
@@ -466,20 +385,17 @@ class MainWindow(QtWidgets.QMainWindow):
             out.append(self._procs_cache[s])
         return out
 
-    def _finish_start(self) -> None:
-        fut = self._loading
-        if fut is None:
+    def _finish_start(self, procs, error) -> None:
+        if not self._loading:
             return
-        if not fut.done():
-            QtCore.QTimer.singleShot(50, self._finish_start)
-            return
-        self._loading = None
+        self._loading = False
         self.busy.setVisible(False)
         self.start_button.setEnabled(True)
         try:
-            procs = fut.result()
+            if error is not None:
+                raise error
             self._start_engine(procs)
-        except Exception as exc:
+        except Exception as exc:  # shown to the user; the app keeps running
             self.error(f"could not start: {exc}")
             self.engine = None
             return
@@ -551,29 +467,24 @@ class MainWindow(QtWidgets.QMainWindow):
         specs = self._specs()
         self.busy.setVisible(True)
 
-        def load():
-            return self._load_processors(specs)
-
-        fut = self.pool.submit(load)
-
-        def done():
-            if not fut.done():
-                QtCore.QTimer.singleShot(50, done)
-                return
+        def done(procs, error):
             self.busy.setVisible(False)
+            if self.engine is None:  # stopped meanwhile
+                return
             try:
-                procs = fut.result()
+                if error is not None:
+                    raise error
                 for i, p in enumerate(procs):
                     if self.engine.procs[i] is not p:
                         self.engine.replace_processor(i, p)
             except LatencyTooLong:  # a longer latency needs a restart: do it
                 self.stop()
                 self.start()
-            except Exception as exc:
+            except Exception as exc:  # shown to the user; the audio keeps playing
                 self.error(f"could not load model: {exc}")
             self._show_model_info()
 
-        QtCore.QTimer.singleShot(50, done)
+        self.loader.submit(lambda: self._load_processors(specs), done)
 
     def _wet_changed(self, v: int) -> None:
         if self.engine is not None:
@@ -614,67 +525,6 @@ class MainWindow(QtWidgets.QMainWindow):
             self.recording.close()  # writes what is queued; later writes are dropped
             self.statusBar().showMessage(f"saved {self.recording.path}", 5000)
             self.recording = None
-
-    # -- blind test ------------------------------------------------------------------------
-    def toggle_blind(self, on: bool) -> None:
-        from app.blind import BlindTest
-
-        if on:
-            names = [self.combo_a.currentText(), self.combo_b.currentText()]
-            mode = "abx" if self.blind_mode.currentIndex() == 1 else "ab"
-            folder = Path(self.settings.value("record_dir", str(Path.home() / "hushlab")))
-            csv_path = folder / f"blind-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-            try:
-                self.blind = BlindTest(names, mode, csv_path)
-            except ValueError as exc:
-                self.error(str(exc))
-                self.blind_button.setChecked(False)
-                return
-            self.stop()
-            self.start()
-            self.blind_button.setText("End blind test")
-            self.blind_listen(0)
-        else:
-            if self.blind is not None:
-                s = self.blind.summary()
-                self.blind_label.setText(self._blind_summary_text(s))
-            self.blind = None
-            self.blind_button.setText("Start blind test with A and B")
-
-    def _blind_summary_text(self, s: dict) -> str:
-        if s["mode"] == "ab":
-            counts = ", ".join(f"{k}: {v}" for k, v in s["counts"].items())
-            return f"{s['trials']} trials; preferred {counts}; p = {s['p_value']:.3g}"
-        return f"{s['trials']} trials; {s['correct']} correct; p = {s['p_value']:.3g}"
-
-    def blind_listen(self, i: int) -> None:
-        if self.blind is None or self.engine is None:
-            return
-        labels = self.blind.labels
-        if i >= len(labels):
-            return
-        self.engine.request_active(self.blind.processor_for(labels[i]))
-        t = self.blind.trial
-        ask = (
-            "Which is X? Shift+1 = A, Shift+2 = B"
-            if self.blind.mode == "abx"
-            else f"Prefer? Shift+1..{len(self.blind.names)}"
-        )
-        keys = ", ".join(f"{k + 1} = {lab}" for k, lab in enumerate(labels))
-        self.blind_label.setText(f"Trial {t.number}: listening to {labels[i]}\n{keys}\n{ask}")
-        self.model_info.setText("hidden during the blind test")
-
-    def blind_vote(self, i: int) -> None:
-        if self.blind is None:
-            return
-        from app.blind import LABELS
-
-        try:
-            self.blind.vote(LABELS[i])
-        except ValueError as exc:
-            self.statusBar().showMessage(str(exc), 3000)
-            return
-        self.blind_listen(0)
 
     # -- drawing ---------------------------------------------------------------------------
     def _refresh(self) -> None:
@@ -758,5 +608,5 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, ev) -> None:  # noqa: N802 (Qt name)
         self._save_settings()
         self.stop()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.loader.shutdown()
         super().closeEvent(ev)
