@@ -109,6 +109,7 @@ class _StreamState:
     istft: StreamingIstft
     model: object  # GCRNState (torch) or list[np.ndarray] (onnx)
     scratch: np.ndarray = field(default_factory=lambda: np.zeros((1, 2, 1, 257), np.float32))
+    teacher: object = None  # CausalState of a fusion model's streaming teacher
 
 
 class GCRNProcessor(Processor):
@@ -117,6 +118,12 @@ class GCRNProcessor(Processor):
     backend ``torch`` is the reference (PyTorch, oneDNN off for single frames); ``onnx`` runs an
     ONNX Runtime export of the same step (built from the weights and cached on first use);
     ``auto`` picks onnx when onnxruntime is importable.
+
+    A fusion model runs with its streaming teacher (``models/causal_teacher.py``): each hop
+    goes to the teacher's step and to the STFT, and the teacher's normalised embedding of the
+    frame enters the GCRN step (PyTorch backend). Both frames end at the same sample, so the
+    latency is the GCRN's. The teacher is found from the checkpoint's record (its folder or
+    shipped name) and must have the recorded digest.
     """
 
     def __init__(
@@ -132,19 +139,19 @@ class GCRNProcessor(Processor):
         self.name = name
         self.meta = meta or {}
         cfg = model.config
-        if cfg.fusion:
-            raise UserError(
-                f"{name}: a fusion model needs Wav2Vec2 at inference time and cannot "
-                "run as an on-device streaming processor"
-            )
+        self.teacher = _fusion_teacher(name, self.meta) if cfg.fusion else None
         self.geom = cfg.geometry
         self.sample_rate, self.hop = cfg.sample_rate, cfg.hop
         self.latency_samples = model.latency_samples
         self.params = model.inference_parameters()
+        if self.teacher is not None:
+            self.params += sum(p.numel() for p in self.teacher.model.parameters())
         self.megabytes = self.params * 4 / 1e6
         self.threads = threads
         if backend == "auto":
-            backend = "onnx" if _has_onnxruntime() else "torch"
+            backend = "onnx" if _has_onnxruntime() and self.teacher is None else "torch"
+        if backend == "onnx" and self.teacher is not None:
+            raise UserError(f"{name}: a fusion model runs on the torch backend only")
         if backend not in ("torch", "onnx"):
             raise UserError(f"unknown backend '{backend}' (use auto, torch or onnx)")
         self.backend = backend
@@ -164,10 +171,14 @@ class GCRNProcessor(Processor):
             StreamingIstft(self.geom),
             st,
             np.zeros((1, 2, 1, self.geom.n_bins), np.float32),
+            self.teacher.model.init_state(1) if self.teacher is not None else None,
         )
 
-    def step_spectrum(self, spec: np.ndarray, state: _StreamState) -> np.ndarray:
-        """One complex frame [F] -> enhanced complex frame [F] (updates state.model)."""
+    def step_spectrum(
+        self, spec: np.ndarray, state: _StreamState, ssl: torch.Tensor | None = None
+    ) -> np.ndarray:
+        """One complex frame [F] -> enhanced complex frame [F] (updates state.model); ``ssl``
+        [1, 1, D] is a fusion model's teacher embedding of the same frame."""
         x = state.scratch
         x[0, 0, 0] = spec.real
         x[0, 1, 0] = spec.imag
@@ -179,13 +190,47 @@ class GCRNProcessor(Processor):
             state.model = outs[1:]
         else:
             with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
-                yt, state.model = self.model.step(torch.from_numpy(x), state.model)
+                yt, state.model = self.model.step(torch.from_numpy(x), state.model, ssl=ssl)
             y = yt.numpy()
         return y[0, 0, 0] + 1j * y[0, 1, 0]
 
     def step(self, block, state: _StreamState):
-        spec = state.stft.push(np.asarray(block, np.float32))
-        return state.istft.push(self.step_spectrum(spec, state)), state
+        block = np.asarray(block, np.float32)
+        spec = state.stft.push(block)
+        ssl = None
+        if self.teacher is not None:
+            t = self.teacher
+            with torch.no_grad():
+                hidden, state.teacher = t.model.step(torch.from_numpy(block)[None], state.teacher)
+            ssl = t.normalise(hidden[t.layer], t.layer)[:, None]  # [1, 1, D]
+        return state.istft.push(self.step_spectrum(spec, state, ssl)), state
+
+
+def _fusion_teacher(name: str, meta: dict):
+    """The streaming teacher a fusion checkpoint was trained with, checked by digest."""
+    import json
+
+    from models.teacher import Teacher
+
+    try:
+        rec = json.loads(meta.get("teacher") or "{}")
+    except ValueError:
+        rec = {}
+    if not rec.get("digest"):
+        raise UserError(f"{name}: a fusion checkpoint without a teacher record cannot run")
+    spec = rec.get("source") if rec.get("source") and Path(rec["source"]).is_dir() else None
+    teacher = Teacher(spec or rec.get("teacher"), layer=rec.get("layer"))
+    if teacher.digest[:16] != rec["digest"][:16]:
+        raise UserError(
+            f"{name}: trained with teacher '{rec.get('teacher')}' (digest {rec['digest'][:16]}),"
+            f" but the teacher found there has digest {teacher.digest[:16]}: a different model"
+        )
+    if not teacher.causal:
+        raise UserError(
+            f"{name}: its teacher '{teacher.name}' is not causal, so it cannot stream; train"
+            " fusion with a teacher from 'hushlab train-teacher --causal'"
+        )
+    return teacher
 
 
 class _StepModule(torch.nn.Module):

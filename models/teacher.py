@@ -74,6 +74,7 @@ class Teacher:
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.device = torch.device(device)
+        self.causal = bool(getattr(self.model.config, "hushlab_causal", False))
         self.n_layers = self.model.config.num_hidden_layers
         self.dim = self.model.config.hidden_size
         self.layer = self.n_layers if layer is None else int(layer)
@@ -219,6 +220,7 @@ class Teacher:
             "layers": self.n_layers,
             "dim": self.dim,
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            "causal": self.causal,
         }
 
 
@@ -230,7 +232,12 @@ def _load(source: str):
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # a pre-training save lists its unused quantizer keys
     try:
-        model = Wav2Vec2Model.from_pretrained(source)
+        from transformers import Wav2Vec2Config
+
+        from models.causal_teacher import CausalWav2Vec2Model, is_causal_config
+
+        causal = Path(source).is_dir() and is_causal_config(Wav2Vec2Config.from_pretrained(source))
+        model = (CausalWav2Vec2Model if causal else Wav2Vec2Model).from_pretrained(source)
     except (OSError, ValueError) as exc:
         where = "folder" if Path(source).is_dir() else "hub id"
         raise UserError(
@@ -240,9 +247,9 @@ def _load(source: str):
         ) from None
     finally:
         hf_logging.set_verbosity(level)
-    do_normalize = True
+    do_normalize = not causal  # per-clip statistics would look ahead
     pre = Path(source) / "preprocessor_config.json"
-    if pre.exists():
+    if pre.exists() and not causal:
         do_normalize = bool(json.loads(pre.read_text()).get("do_normalize", True))
     return model, do_normalize
 

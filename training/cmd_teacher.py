@@ -23,6 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--clips", type=int, default=400, help="with --stats-only: training clips")
     p.add_argument("--corpus", default="", help="corpus folder (default: the bundled corpus)")
+    p.add_argument(
+        "--causal",
+        action="store_true",
+        help="pre-train a streaming teacher (causal attention; what live fusion needs)",
+    )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
 
 
@@ -41,6 +46,8 @@ def run(args) -> int:
         cfg.out = args.out
     if args.corpus:
         cfg.corpus = args.corpus
+    if args.causal:
+        cfg.causal = True
     dest = train_teacher(cfg)
     from pathlib import Path
 

@@ -62,6 +62,9 @@ class TeacherConfig:
     max_minutes: float = 0.0
     progress: bool = True
     model: dict = field(default_factory=dict)  # Wav2Vec2Config overrides
+    # a streaming teacher (models/causal_teacher.py): causal attention over this many frames
+    causal: bool = False
+    causal_context: int = 64
 
     @classmethod
     def from_toml(cls, path, overrides: list[str] | None = None) -> TeacherConfig:
@@ -106,6 +109,12 @@ def build_pretraining_model(cfg: TeacherConfig):
 
     params = {**COMPACT, **cfg.model, "num_negatives": cfg.num_negatives}
     params["mask_time_prob"], params["mask_time_length"] = cfg.mask_prob, cfg.mask_length
+    if cfg.causal:
+        from models.causal_teacher import CausalWav2Vec2ForPreTraining, make_causal_config
+
+        return CausalWav2Vec2ForPreTraining(
+            make_causal_config(Wav2Vec2Config(**params), cfg.causal_context)
+        )
     return Wav2Vec2ForPreTraining(Wav2Vec2Config(**params))
 
 
@@ -342,7 +351,8 @@ def export_teacher(model, out: Path, stats_clips: list[np.ndarray], progress: bo
         feature_size=1,
         sampling_rate=SR,
         padding_value=0.0,
-        do_normalize=True,
+        # a causal teacher takes the waveform as it is: per-clip statistics would look ahead
+        do_normalize=not getattr(model.config, "hushlab_causal", False),
         return_attention_mask=False,
     ).save_pretrained(str(dest))
     Teacher(dest).compute_stats(stats_clips, progress=progress)

@@ -1,0 +1,106 @@
+"""The streaming teacher: its step equals its offline forward, the future never reaches the
+past, and it saves, loads and pre-trains through the same code as any Wav2Vec2."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import Wav2Vec2Config
+
+from models.causal_teacher import (
+    HOP,
+    WIN,
+    CausalWav2Vec2Model,
+    is_causal_config,
+    make_causal_config,
+)
+from models.teacher import Teacher
+from tests.conftest import TINY_TEACHER
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return CausalWav2Vec2Model(make_causal_config(Wav2Vec2Config(**TINY_TEACHER), 8)).eval()
+
+
+def _offline(model, x):
+    padded = torch.cat([torch.zeros(x.shape[0], WIN - HOP), x], dim=1)
+    with torch.no_grad():
+        return torch.stack(model(padded, output_hidden_states=True).hidden_states)
+
+
+def test_step_equals_offline_forward(model):
+    x = torch.randn(2, HOP * 40) * 0.1
+    st = model.init_state(2)
+    steps = []
+    for i in range(40):
+        e, st = model.step(x[:, i * HOP : (i + 1) * HOP], st)
+        steps.append(e)
+    assert torch.stack(steps, 2).shape == (3, 2, 40, 32)  # [L + 1, B, T, D]
+    assert float((torch.stack(steps, 2) - _offline(model, x)).abs().max()) <= 1e-4
+    with pytest.raises(ValueError, match="320 samples"):
+        model.step(x[:, :100], model.init_state(2))
+
+
+def test_future_samples_do_not_change_past_embeddings(model):
+    x = torch.randn(1, HOP * 30)
+    y = x.clone()
+    y[:, HOP * 20 :] = torch.randn(1, HOP * 10)  # change everything from frame 20 on
+    a, b = _offline(model, x), _offline(model, y)
+    assert float((a[:, :, :20] - b[:, :, :20]).abs().max()) == 0.0
+    assert float((a[:, :, 20:] - b[:, :, 20:]).abs().max()) > 1e-3
+
+
+def test_level_does_not_change_embeddings(model):
+    x = torch.randn(1, HOP * 10) * 0.1  # -20 dBFS
+    a, b = _offline(model, x), _offline(model, x * 0.03)  # 30 dB quieter
+    assert float((a - b).abs().max()) < 2e-2 * float(a.abs().max())
+
+
+def test_saved_causal_teacher_loads_through_the_teacher_wrapper(model, tmp_path):
+    model.save_pretrained(tmp_path / "t")
+    cfg = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert cfg["hushlab_causal"] is True and cfg["causal_context"] == 8
+    t = Teacher(tmp_path / "t", cache_dir=tmp_path / "cache")
+    assert isinstance(t.model, CausalWav2Vec2Model) and t.causal and not t.do_normalize
+    assert t.describe()["causal"] is True
+    x = np.random.default_rng(0).standard_normal(HOP * 12 + WIN - HOP).astype(np.float32)
+    e = t.embed(x)  # offline, through transformers' loading path
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)[None]).last_hidden_state
+    np.testing.assert_allclose(e.numpy(), ref.numpy(), atol=1e-5)
+    assert is_causal_config(t.model.config)
+    with pytest.raises(ValueError, match="not a causal config"):
+        CausalWav2Vec2Model(Wav2Vec2Config(**TINY_TEACHER))
+
+
+@pytest.mark.slow
+def test_causal_pretraining_runs_and_exports(mini_corpus, tmp_path):
+    from training.teacher import TeacherConfig, train_teacher
+
+    cfg = TeacherConfig(
+        corpus=str(mini_corpus),
+        out=str(tmp_path / "run"),
+        model=TINY_TEACHER,
+        seconds=1.0,
+        batch_size=2,
+        steps=4,
+        warmup_steps=2,
+        num_negatives=10,
+        mask_length=3,
+        valid_every=2,
+        valid_clips=2,
+        ckpt_every=2,
+        log_every=1,
+        stats_clips=3,
+        progress=False,
+        causal=True,
+        causal_context=16,
+    )
+    dest = train_teacher(cfg)
+    t = Teacher(dest)
+    assert t.causal and t.has_stats() and t.model.context == 16
+    pre = json.loads((dest / "preprocessor_config.json").read_text())
+    assert pre["do_normalize"] is False
