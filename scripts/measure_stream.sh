@@ -2,7 +2,8 @@
 # Real-time engine health through a real PortAudio device: a PulseAudio null sink's monitor is
 # the microphone. Plays the demo (noisy speech, 0 dB) into the sink for ~24 s while
 # `hushlab stream` runs the baseline from the monitor to a file at real-time pace.
-# Writes runs/stream-health.json (per-hop time, RTF, latency, xruns).
+# Writes runs/stream-health.json (per-hop time, RTF, latency, xruns) and runs/latency.json
+# (end-to-end latency measured with clicks, scripts/measure_latency.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p runs
@@ -24,4 +25,7 @@ sleep 1
 paplay --device=vsink runs/demo-noisy.wav
 paplay --device=vsink runs/demo-noisy.wav
 wait $pid
+# End-to-end latency, measured: clicks through two virtual devices with the engine in between
+# (writes runs/latency.json beside the computed figure).
+.venv/bin/python scripts/measure_latency.py --model baseline --json runs/latency.json
 [ "$started" = 1 ] && pulseaudio -k || true
