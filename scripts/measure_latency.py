@@ -42,8 +42,8 @@ def probe(sink: str, source: str, signal: np.ndarray) -> np.ndarray:
     code = (
         "import sys, numpy as np, sounddevice as sd; "
         "x = np.load(sys.argv[1]); "
-        "y = sd.playrec(x, samplerate=%d, channels=1, dtype='float32', device='pulse'); "
-        "sd.wait(); np.save(sys.argv[2], y[:, 0])" % RATE
+        f"y = sd.playrec(x, samplerate={RATE}, channels=1, dtype='float32', device='pulse'); "
+        "sd.wait(); np.save(sys.argv[2], y[:, 0])"
     )
     tmp = REPO / "runs"
     tmp.mkdir(exist_ok=True)
