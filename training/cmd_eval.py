@@ -38,6 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dnsmos", action="store_true", help="also DNSMOS (needs the metrics extra)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--paired",
+        default="",
+        metavar="PROCESSOR",
+        help="also the paired difference of every processor against this one, with 95 %% "
+        "paired-bootstrap intervals (paired.md)",
+    )
     p.add_argument("--out", default="runs/eval", help="report folder (default runs/eval)")
     p.add_argument(
         "--reuse",
@@ -63,6 +70,8 @@ def run(args) -> int:
     )
 
     specs = list(dict.fromkeys(args.processors + (available_peers() if args.peers else [])))
+    if args.paired and args.paired not in specs:
+        raise UserError(f"--paired {args.paired}: not among the processors to score")
     # fail fast, before any audio is rendered; the digests let later runs reuse these scores
     digests = {
         s: processor_digest(s, None if s == "noisy" else load_processor(s, backend=args.backend))
@@ -97,7 +106,9 @@ def run(args) -> int:
     meta["scored"] = todo
     meta["reused_from"] = list(args.reuse)
     meta["seconds"] = round(time.time() - t0, 1)
-    summary = write_reports(rows, Path(args.out), specs, meta)
+    summary = write_reports(rows, Path(args.out), specs, meta, paired=args.paired or None)
     print(markdown_table(summary, specs))
+    if args.paired:
+        print((Path(args.out) / "paired.md").read_text())
     print(f"reports: {args.out}/summary.md, scores.csv, summary.json")
     return 0

@@ -185,6 +185,75 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
+def paired_differences(rows: list[dict], reference: str, n_boot: int = 2000, seed: int = 0) -> dict:
+    """processor -> snr -> metric -> {mean, lo, hi, n}: the mean of (processor - reference) over
+    the mixtures both scored, with a 95 % paired-bootstrap interval (mixtures resampled, the
+    same draw for both, so what they share - the mixture's difficulty - cancels)."""
+    by = defaultdict(dict)
+    for r in rows:
+        by[(r["processor"], r["snr"])][r["id"]] = r
+    rng = np.random.default_rng(seed)
+    out: dict = {}
+    for (proc, snr), got in sorted(by.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        if proc == reference or (reference, snr) not in by:
+            continue
+        ref = by[(reference, snr)]
+        for k in METRIC_KEYS:
+            pairs = [
+                (float(got[i][k]), float(ref[i][k]))
+                for i in sorted(set(got) & set(ref))
+                if got[i].get(k) is not None
+                and ref[i].get(k) is not None
+                and not math.isnan(float(got[i][k]))
+                and not math.isnan(float(ref[i][k]))
+            ]
+            if len(pairs) < 2:
+                continue
+            d = np.array([a - b for a, b in pairs])
+            boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+            lo, hi = np.percentile(boots, [2.5, 97.5])
+            out.setdefault(proc, {}).setdefault(f"{snr:+.0f}", {})[k] = {
+                "mean": float(d.mean()),
+                "lo": float(lo),
+                "hi": float(hi),
+                "n": len(d),
+            }
+    return out
+
+
+def paired_markdown(diffs: dict, reference: str, order: list[str]) -> str:
+    """One table per SNR: each processor minus ``reference``, mean [95 % CI]; a difference
+    whose interval excludes 0 is marked with *."""
+    snrs = sorted({s for p in diffs.values() for s in p}, key=float)
+    metrics = [k for k in METRIC_KEYS if any(k in diffs[p][s] for p in diffs for s in diffs[p])]
+    lines = []
+    for snr in snrs:
+        lines += [
+            f"**Paired difference against {reference}, input SNR {snr} dB** (mean [95 % "
+            "paired-bootstrap CI]; * = the interval excludes 0)",
+            "",
+            "| processor | " + " | ".join(LABELS[m] for m in metrics) + " |",
+            "|---|" + "---|" * len(metrics),
+        ]
+        for p in order:
+            if p not in diffs or snr not in diffs[p]:
+                continue
+            cells = []
+            for m in metrics:
+                v = diffs[p][snr].get(m)
+                if v is None:
+                    cells.append("-")
+                    continue
+                prec = 2 if m == "si_sdr" else 3
+                star = "*" if v["lo"] > 0 or v["hi"] < 0 else ""
+                cells.append(
+                    f"{v['mean']:+.{prec}f}{star} [{v['lo']:+.{prec}f}, {v['hi']:+.{prec}f}]"
+                )
+            lines.append(f"| {p} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def markdown_table(summary: dict, order: list[str]) -> str:
     snrs = sorted({s for p in summary.values() for s in p}, key=float)
     metrics = [
@@ -223,14 +292,25 @@ def markdown_table(summary: dict, order: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_reports(rows: list[dict], out: Path, order: list[str], meta: dict) -> dict:
+def write_reports(
+    rows: list[dict], out: Path, order: list[str], meta: dict, paired: str | None = None
+) -> dict:
+    """scores.csv, summary.json and summary.md; with ``paired`` (a processor's name) also the
+    paired differences of every other processor against it (paired.md, in summary.json)."""
     out.mkdir(parents=True, exist_ok=True)
     summary = summarise(rows)
+    extra = {}
+    if paired:
+        diffs = paired_differences(rows, paired)
+        extra["paired"] = {"reference": paired, "differences": diffs}
+        (out / "paired.md").write_text(paired_markdown(diffs, paired, order))
     keys = ["processor", "id", "snr", *METRIC_KEYS, "reasons"]
     with open(out / "scores.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    (out / "summary.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=2))
+    (out / "summary.json").write_text(
+        json.dumps({"meta": meta, "summary": summary, **extra}, indent=2)
+    )
     (out / "summary.md").write_text(markdown_table(summary, order))
     return summary

@@ -173,3 +173,37 @@ def test_enhance_keeps_a_float_file_float(tmp_path):
     sf.write(pcm, x / 20, 16000, subtype="PCM_24")
     assert main(["enhance", str(pcm), str(tmp_path / "o24.wav"), "--model", "bypass"]) == 0
     assert sf.info(str(tmp_path / "o24.wav")).subtype == "PCM_24"
+
+
+def test_paired_differences_cancel_what_mixtures_share():
+    from training.evaluate import paired_differences, paired_markdown
+
+    rng = np.random.default_rng(0)
+    hard = rng.normal(0, 5, 50)  # per-mixture difficulty, shared by both processors
+    rows = []
+    for i, h in enumerate(hard):
+        for proc, gain in (("base", 0.0), ("better", 0.3), ("same", 0.0)):
+            noise = rng.normal(0, 0.05)
+            rows.append({"processor": proc, "id": f"m{i}", "snr": -5.0, "si_sdr": h + gain + noise})
+    d = paired_differences(rows, "base")
+    better = d["better"]["-5"]["si_sdr"]
+    assert better["mean"] == pytest.approx(0.3, abs=0.03) and better["lo"] > 0.2
+    same = d["same"]["-5"]["si_sdr"]
+    assert same["lo"] < 0 < same["hi"]  # no difference: the interval straddles 0
+    md = paired_markdown(d, "base", ["better", "same"])
+    assert f"| better | {better['mean']:+.2f}*" in md and "| same |" in md and "base" not in d
+    # unpaired, the shared difficulty would swamp it: the 95 % CI of each mean is ~ +-1.4 dB
+    assert 1.96 * np.std(hard) / np.sqrt(50) > 1.0
+
+
+def test_eval_paired_option(mini_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(mini_corpus, corpus)
+    args = ["eval", "noisy", "bypass", "--corpus", str(corpus), "-n", "3", "--snrs=0"]
+    args += ["--workers", "1", "--out", str(tmp_path / "p"), "--paired", "noisy"]
+    assert main(args) == 0
+    rep = _report(tmp_path / "p")
+    diff = rep["paired"]["differences"]["bypass"]["+0"]["si_sdr"]
+    assert abs(diff["mean"]) < 0.05 and diff["n"] == 3
+    assert (tmp_path / "p" / "paired.md").exists()
+    assert main(args[:-1] + ["rnnoise-not-scored"]) == 2
