@@ -18,7 +18,7 @@ import numpy as np
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="baseline", help="GCRN to time (shipped name or path)")
     p.add_argument("--seconds", type=float, default=30.0, help="audio length (default 30 s)")
-    p.add_argument("--backends", default="torch,onnx", help="GCRN backends to time")
+    p.add_argument("--backends", default="torch,onnx,onnx-int8", help="GCRN backends to time")
     p.add_argument("--no-peers", action="store_true", help="skip RNNoise / DeepFilterNet3")
     p.add_argument(
         "--input", default="", help="an audio file to time on (default: a speech-like test signal)"

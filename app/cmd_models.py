@@ -6,7 +6,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"])
 
 
 def run(args) -> int:

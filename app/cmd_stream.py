@@ -66,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--wet", type=float, default=1.0, help="1 = processed only, 0 = dry only")
     p.add_argument("--record-input", default="", help="also record the input to this WAV")
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"])
     p.add_argument("--json", default="", metavar="PATH", help="write the health summary here")
 
 

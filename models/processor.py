@@ -28,6 +28,7 @@ from models.onnx_step import (  # noqa: F401  (re-exported)
     _ort_session,
     _StepModule,
     export_onnx,
+    export_onnx_int8,
     onnx_cache_dir,
     weights_digest,
 )
@@ -40,6 +41,7 @@ from models.peers import (  # noqa: F401  (re-exported)
 from models.stream_base import Bypass, Processor, ProcessorUnavailable  # noqa: F401
 
 log = logging.getLogger(__name__)
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 @dataclass
@@ -91,19 +93,22 @@ class GCRNProcessor(Processor):
             backend = "onnx" if _has_onnxruntime() and self.teacher is None else "torch"
         if backend == "onnx" and self.teacher is not None:
             raise UserError(f"{name}: a fusion model runs on the torch backend only")
-        if backend not in ("torch", "onnx"):
-            raise UserError(f"unknown backend '{backend}' (use auto, torch or onnx)")
+        if backend == "onnx-int8" and self.teacher is not None:
+            raise UserError(f"{name}: a fusion model runs on the torch backend only")
+        if backend not in BACKENDS:
+            raise UserError(f"unknown backend '{backend}' (use auto, {', '.join(BACKENDS)})")
         self.backend = backend
         self._session = None
-        if backend == "onnx":
-            path = export_onnx(model, cache_dir)
+        if backend in ("onnx", "onnx-int8"):
+            quantised = backend == "onnx-int8"
+            path = (export_onnx_int8 if quantised else export_onnx)(model, cache_dir)
             self._session = _ort_session(path, threads)
             self._in_names = [i.name for i in self._session.get_inputs()]
             self._out_names = [o.name for o in self._session.get_outputs()]
 
     def init_state(self) -> _StreamState:
         st = self.model.init_state(1)
-        if self.backend == "onnx":
+        if self.backend != "torch":
             st = [t.numpy().copy() for t in st.tensors()]
         return _StreamState(
             StreamingStft(self.geom),
@@ -121,7 +126,7 @@ class GCRNProcessor(Processor):
         x = state.scratch
         x[0, 0, 0] = spec.real
         x[0, 1, 0] = spec.imag
-        if self.backend == "onnx":
+        if self.backend != "torch":
             outs = self._session.run(
                 self._out_names, dict(zip(self._in_names, [x, *state.model], strict=True))
             )

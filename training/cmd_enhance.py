@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="baseline",
         help="shipped model name, checkpoint path, bypass, rnnoise or deepfilternet3",
     )
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"])
 
 
 def enhance_file(proc, src: Path, dst: Path) -> None:

@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snrs", default="-5,0,5", help="input SNRs in dB (default -5,0,5)")
     p.add_argument("--limit", type=int, default=0, help="score only the first N pairs")
     p.add_argument("--dnsmos", action="store_true", help="also DNSMOS (needs the metrics extra)")
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument(
         "--paired",
