@@ -21,7 +21,7 @@ def write_card(
     run: Path,
     name: str,
     checkpoint: Path,
-    eval_dir: Path | None,
+    eval_dirs: list[Path] | None,
     note: str = "",
     how: list[str] | None = None,
     hardware: str = "a 2-core CPU",
@@ -55,7 +55,7 @@ def write_card(
             ]
         ),
         f".venv/bin/python -m training.ship {run} {name}"
-        + (f" --eval {eval_dir}" if eval_dir else "")
+        + "".join(f" --eval {d}" for d in eval_dirs or [])
         + (" --note '...'" if note else "")
         + (" --how '...'" if how else "")
         + (f" --hardware '{hardware}'" if hardware != "a 2-core CPU" else ""),
@@ -70,7 +70,7 @@ def write_card(
             else []
         ),
         *([note] if note else []),
-        "Teacher: none (the baseline uses no SSL embeddings).",
+        _teacher_line(meta, cfg),
         "",
         "## Data",
     ]
@@ -90,8 +90,9 @@ def write_card(
         f"{data.get('p_bandlimit')}, clipping {data.get('p_clip')}, real-noise share "
         f"{data.get('real_noise_share')}.",
         "",
-        f"## Validation during training (valid split: {cfg.get('valid_mixtures')} pairs x"
-        " (-5, 0, +5) dB)",
+        f"## Validation during training ({cfg.get('valid_split', 'valid')} split: "
+        f"{cfg.get('valid_mixtures')} pairs x (-5, 0, +5) dB; PESQ on the first "
+        f"{cfg.get('valid_pesq')})",
         "| step | loss | SI-SDR (dB) | input SI-SDR (dB) | PESQ-WB |",
         "|---|---|---|---|---|",
     ]
@@ -100,12 +101,14 @@ def write_card(
             f"| {h['step']} | {h['valid_loss']:.4f} | {h['valid_si_sdr']:.2f} | "
             f"{h['valid_si_sdr_in']:.2f} | {h['valid_pesq']:.3f} |"
         )
-    if eval_dir and (eval_dir / "summary.md").exists():
+    for eval_dir in eval_dirs or []:
+        if not (eval_dir / "summary.md").exists():
+            continue
         ev = json.loads((eval_dir / "summary.json").read_text())["meta"]
         reused = [p for p in ev["processors"] if p not in ev.get("scored", ev["processors"])]
         lines += [
             "",
-            f"## Test set ({ev['pairs']} pairs of unseen voices and noises, "
+            f"## `{ev['split']}` split ({ev['pairs']} pairs, "
             f"`hushlab eval`, {ev['seconds'] / 60:.0f} min"
             + (
                 f"; the scores of {', '.join(reused)} reused from "
@@ -117,7 +120,30 @@ def write_card(
             "",
             (eval_dir / "summary.md").read_text(),
         ]
+        if (eval_dir / "paired.md").exists():
+            lines += ["", (eval_dir / "paired.md").read_text()]
     return "\n".join(lines) + "\n"
+
+
+def _teacher_line(meta: dict, cfg: dict) -> str:
+    if not meta.get("teacher"):
+        return "Teacher: none (the baseline uses no SSL embeddings)."
+    t = json.loads(meta["teacher"])
+    extra = {
+        "kd": "a head on the encoder output predicts the teacher's normalised embedding of the"
+        " clean speech (L1); the head is dropped at inference, so it costs what the baseline"
+        " costs",
+        "pretrain": f"stage 1 ({t.get('pretrain_steps')} steps): encoder + head predict the"
+        " clean-speech embeddings; stage 2: the whole model trains for enhancement",
+        "fusion": "the teacher's embedding of the noisy input is projected and mixed into the"
+        " bottleneck; the teacher runs at inference (streaming)",
+    }.get(t.get("variant"), "")
+    return (
+        f"Teacher: `{t.get('teacher')}` (digest {str(t.get('digest'))[:16]}, "
+        f"{'causal' if t.get('causal') else 'bidirectional'}, {t.get('layers')} layers x "
+        f"{t.get('dim')}, {t.get('parameters', 0) / 1e6:.2f} M parameters), layer "
+        f"{t.get('layer')}, SSL weight w_ssl = {cfg.get('w_ssl')}: {extra}."
+    )
 
 
 def main(argv=None) -> int:
@@ -125,7 +151,12 @@ def main(argv=None) -> int:
     p.add_argument("run", help="training output folder")
     p.add_argument("name", help="shipped name, e.g. baseline")
     p.add_argument("--checkpoint", default="best.safetensors")
-    p.add_argument("--eval", default="", help="a hushlab eval report folder for the card")
+    p.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        help="a hushlab eval report folder for the card (repeatable)",
+    )
     p.add_argument("--note", default="", help="a sentence for the card (how the run ended)")
     p.add_argument(
         "--how", action="append", default=None, help="a command that made it (repeatable)"
@@ -141,7 +172,7 @@ def main(argv=None) -> int:
         run,
         a.name,
         dst / "model.safetensors",
-        Path(a.eval) if a.eval else None,
+        [Path(e) for e in a.eval],
         a.note,
         a.how,
         a.hardware,

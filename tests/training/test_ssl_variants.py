@@ -90,3 +90,26 @@ def test_kd_run_from_a_baseline_records_its_teacher(dns_tree, tmp_path):
     assert model.distill is not None
     rows = (tmp_path / "kd" / "train_log.csv").read_text().splitlines()
     assert rows[0].endswith("l_ssl,teacher_ms") and rows[1].split(",")[-1] != ""
+
+
+@pytest.mark.slow
+def test_model_card_names_the_teacher(dns_tree, tmp_path):
+    from training.ship import write_card
+
+    cfg = TrainConfig.from_toml("training/configs/tiny.toml")
+    cfg.out = str(tmp_path / "kd")
+    cfg.data.clean_dir = str(dns_tree / "clean")
+    cfg.data.noise_dir = str(dns_tree / "noise")
+    cfg.data.valid_fraction = 0.3
+    cfg.variant, cfg.steps, cfg.valid_every, cfg.w_ssl = "kd", 4, 4, 0.25
+    cfg.model_config = {**SSL_CFG, "distill_head": True}
+    train(cfg)
+    run = tmp_path / "kd"
+    card = write_card(run, "kd", run / "best.safetensors", None)
+    assert "Teacher: `teacher` (digest" in card and "w_ssl = 0.25" in card
+    assert "dropped at inference" in card and "bidirectional" in card
+    cfg.variant, cfg.out = "baseline", str(tmp_path / "b")
+    cfg.model_config = {"channels": [8, 8, 8, 8, 16]}
+    train(cfg)
+    card = write_card(tmp_path / "b", "b", tmp_path / "b" / "best.safetensors", None)
+    assert "Teacher: none" in card
