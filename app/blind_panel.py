@@ -14,7 +14,7 @@ class BlindPanel:
         from app.blind import BlindTest
 
         if on:
-            names = [self.combo_a.currentText(), self.combo_b.currentText()]
+            names = [self.combo_a.spec(), self.combo_b.spec()]
             mode = "abx" if self.blind_mode.currentIndex() == 1 else "ab"
             folder = Path(self.settings.value("record_dir", str(Path.home() / "hushlab")))
             csv_path = folder / f"blind-{time.strftime('%Y%m%d-%H%M%S')}.csv"

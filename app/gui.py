@@ -26,8 +26,9 @@ from app.engine import (
     list_devices,
 )
 from app.loader import Loader
+from app.model_combo import ModelCombo, default_pair, processor_choices, teacher_label
 from app.spectrogram import SpectrogramView, hz_to_mel, mel_to_hz  # noqa: F401
-from models.processor import available_peers, load_processor
+from models.processor import load_processor
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -36,12 +37,6 @@ DEMO_NOISE = ASSETS / "demo_noise.flac"
 FILE_SOURCE = "File as microphone"
 NO_OUTPUT = "None (display only)"
 COLORMAPS = ("inferno", "viridis", "magma", "plasma", "turbo", "CET-L1")
-
-
-def processor_choices() -> list[str]:
-    from models.checkpoint import shipped_models
-
-    return [*shipped_models(), "bypass", *available_peers()]
 
 
 class MainWindow(BlindPanel, QtWidgets.QMainWindow):
@@ -141,14 +136,13 @@ class MainWindow(BlindPanel, QtWidgets.QMainWindow):
         ab = QtWidgets.QGroupBox("A/B  [A, B, Tab]")
         al = QtWidgets.QGridLayout(ab)
         choices = processor_choices()
-        self.combo_a = QtWidgets.QComboBox()
-        self.combo_b = QtWidgets.QComboBox()
+        self.combo_a = ModelCombo(choices)  # editable: a checkpoint path can be typed in
+        self.combo_b = ModelCombo(choices)
         for c in (self.combo_a, self.combo_b):
-            c.addItems(choices)
-            c.setEditable(True)  # a checkpoint path can be typed in
             c.activated.connect(self._models_changed)
-        if "bypass" in choices:
-            self.combo_b.setCurrentText("bypass")
+        first_a, first_b = default_pair()
+        self.combo_a.set_spec(first_a)
+        self.combo_b.set_spec(first_b)
         self.button_a = QtWidgets.QPushButton("A")
         self.button_b = QtWidgets.QPushButton("B")
         for i, b in enumerate((self.button_a, self.button_b)):
@@ -289,14 +283,16 @@ class MainWindow(BlindPanel, QtWidgets.QMainWindow):
         for key, combo in (
             ("input", self.input_combo),
             ("output", self.output_combo),
-            ("model_a", self.combo_a),
-            ("model_b", self.combo_b),
             ("colormap", self.cmap_combo),
             ("scale", self.scale_combo),
         ):
             v = s.value(key)
             if v and combo.findText(v) >= 0:
                 combo.setCurrentText(v)
+        for key, combo in (("model_a", self.combo_a), ("model_b", self.combo_b)):
+            v = s.value(key)
+            if v and combo.findData(v) >= 0:
+                combo.set_spec(v)
         for key, edit in (("file", self.file_edit), ("noise", self.noise_edit)):
             v = s.value(key)
             if v:
@@ -312,8 +308,8 @@ class MainWindow(BlindPanel, QtWidgets.QMainWindow):
         s = self.settings
         s.setValue("input", self.input_combo.currentText())
         s.setValue("output", self.output_combo.currentText())
-        s.setValue("model_a", self.combo_a.currentText())
-        s.setValue("model_b", self.combo_b.currentText())
+        s.setValue("model_a", self.combo_a.spec())
+        s.setValue("model_b", self.combo_b.spec())
         s.setValue("colormap", self.cmap_combo.currentText())
         s.setValue("scale", self.scale_combo.currentText())
         s.setValue("file", self.file_edit.text())
@@ -332,9 +328,9 @@ class MainWindow(BlindPanel, QtWidgets.QMainWindow):
         if getattr(a, "snr", None) is not None:
             self.snr_slider.setValue(int(round(a.snr)))
         if getattr(a, "model_a", ""):
-            self.combo_a.setCurrentText(a.model_a)
+            self.combo_a.set_spec(a.model_a)
         if getattr(a, "model_b", ""):
-            self.combo_b.setCurrentText(a.model_b)
+            self.combo_b.set_spec(a.model_b)
         if getattr(a, "no_output", False):
             self.output_combo.setCurrentText(NO_OUTPUT)
 
@@ -365,7 +361,7 @@ class MainWindow(BlindPanel, QtWidgets.QMainWindow):
     def _specs(self) -> list[str]:
         if self.blind is not None:
             return list(self.blind.names)
-        return [self.combo_a.currentText(), self.combo_b.currentText()]
+        return [self.combo_a.spec(), self.combo_b.spec()]
 
     def start(self) -> None:
         if self._loading:
@@ -589,6 +585,9 @@ class MainWindow(BlindPanel, QtWidgets.QMainWindow):
                 f"trained on {cs.get('total_speech_hours', 0):.1f} h speech, "
                 f"{cs.get('total_noise_hours', 0):.1f} h noise"
             )
+        teacher = teacher_label(d["name"]).strip(" ·")
+        if teacher:
+            lines.append(teacher)
         card = (meta.get("extra") or {}).get("card")
         if card:
             lines.append(card)

@@ -115,3 +115,29 @@ def test_start_stop_cycles_leave_no_threads(qtbot, window):
         if t.ident not in before and t.is_alive() and t.name.startswith("hushlab")
     ]
     assert not left
+
+
+def test_model_lists_show_teachers_and_the_default_pair(qtbot, tmp_path, monkeypatch):
+    import models.checkpoint as ck
+    from app import model_combo as mc
+    from models.gcrn import GCRN, GCRNConfig
+
+    shipped = tmp_path / "shipped"
+    small = GCRNConfig(channels=(4, 4, 8, 8, 16))
+    ck.save_checkpoint(shipped / "baseline" / "model.safetensors", GCRN(small))
+    record = json.dumps({"teacher": "teacher", "layer": 4, "causal": False, "digest": "ab" * 8})
+    kd = GCRN(GCRNConfig(channels=(4, 4, 8, 8, 16), ssl_dim=8, distill_head=True))
+    ck.save_checkpoint(shipped / "kd" / "model.safetensors", kd, teacher=record)
+    monkeypatch.setattr(ck, "SHIPPED_DIR", shipped)
+    monkeypatch.setattr(mc, "SHIPPED_DIR", shipped)
+    assert mc.default_pair() == ("baseline", "bypass")  # no choice recorded yet
+    (shipped / "default_ab.json").write_text(json.dumps({"a": "baseline", "b": "kd"}))
+    assert mc.default_pair() == ("baseline", "kd")
+    combo = mc.ModelCombo(["baseline", "kd", "bypass"])
+    qtbot.addWidget(combo)
+    labels = [combo.itemText(i) for i in range(combo.count())]
+    assert labels[0] == "baseline" and labels[1] == "kd  ·  teacher: teacher, layer 4"
+    combo.set_spec("kd")
+    assert combo.spec() == "kd" and combo.currentText().startswith("kd  ·")
+    combo.set_spec("/some/run/best.safetensors")  # a typed-in checkpoint path
+    assert combo.spec() == "/some/run/best.safetensors"
