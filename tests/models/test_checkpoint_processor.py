@@ -108,7 +108,7 @@ def test_unknown_processor_is_a_clear_error():
         load_processor("no-such-model")
 
 
-@pytest.mark.parametrize("name", ["rnnoise", "deepfilternet3"])
+@pytest.mark.parametrize("name", ["rnnoise", "deepfilternet3", "gtcrn"])
 def test_peer_declared_latency_matches_measured(name):
     """A/B and evaluation compensate the declared latency: it must be the real one."""
     from dsp.audio_io import load_audio

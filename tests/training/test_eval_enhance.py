@@ -207,3 +207,15 @@ def test_eval_paired_option(mini_corpus, tmp_path):
     assert abs(diff["mean"]) < 0.05 and diff["n"] == 3
     assert (tmp_path / "p" / "paired.md").exists()
     assert main(args[:-1] + ["rnnoise-not-scored"]) == 2
+
+
+@pytest.mark.parametrize("peer", ["rnnoise", "deepfilternet3", "gtcrn"])
+def test_every_peer_enhances_a_file(peer, tmp_path):
+    x = (speechlike(2.0, 16000) + 0.02 * np.random.default_rng(0).standard_normal(32000)).astype(
+        np.float32
+    )
+    src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(src, x, 16000)
+    assert main(["enhance", str(src), str(dst), "--model", peer]) == 0
+    y, sr = sf.read(dst, dtype="float32")
+    assert sr == 16000 and len(y) == len(x) and np.all(np.isfinite(y)) and np.std(y) > 1e-3
