@@ -58,7 +58,8 @@ def subset(
     """Copy a portable slice of a built corpus: training speech and noise taken source by source
     in the full corpus's proportions and, within a source, evenly across voices (noise
     families), and the validation files that the first
-    ``valid_pairs`` stored validation mixtures use (with that mixture list). With
+    ``valid_pairs`` stored validation mixtures use (with that mixture list; for ``valid`` and,
+    when stored, ``real-valid``). With
     ``max_file_seconds``, a training file longer than that is cut to a random excerpt of that
     length, so the same bytes hold more voices and noises. With ``bits`` below 16, training
     files keep only that many significant bits (their samples rounded to multiples of
@@ -89,15 +90,21 @@ def subset(
         for _, group in sorted(by_source.items()):
             share = sum(r["duration"] for r in group) / total  # each source keeps its share
             chosen += _round_robin(group, key, hours * 3600 * share, rng, max_file_seconds)
-    mix_path = src / "mixtures" / "valid.json"
-    if not mix_path.exists():
-        raise UserError(f"{mix_path}: no stored validation mixtures (run a training once)")
-    stored = json.loads(mix_path.read_text())
-    mixes = stored["mixtures"]
-    n_snr = len(stored["key"]["snrs"])
-    mixes = mixes[: valid_pairs * n_snr]
-    used = {m["speech"] for m in mixes} | {m["noise"] for m in mixes}
-    chosen += [r for r in rows if r["split"] == "valid" and r["path"] in used]
+    # the stored validation mixtures of every split that has them (valid, and real-valid when
+    # the corpus has real recordings): their first ``valid_pairs`` pairs and the files they use
+    stored_lists = {}
+    for split in ("valid", "real-valid"):
+        mix_path = src / "mixtures" / f"{split}.json"
+        if not mix_path.exists():
+            if split == "valid":
+                raise UserError(f"{mix_path}: no stored validation mixtures (run a training once)")
+            continue
+        stored = json.loads(mix_path.read_text())
+        n_snr = len(stored["key"]["snrs"])
+        mixes = stored["mixtures"][: valid_pairs * n_snr]
+        used = {m["speech"] for m in mixes} | {m["noise"] for m in mixes}
+        chosen += [r for r in rows if r["split"] == split and r["path"] in used]
+        stored_lists[split] = (stored["key"]["snrs"], mixes)
     for r in chosen:
         (dst / r["path"]).parent.mkdir(parents=True, exist_ok=True)
         cut = max_file_seconds and r["split"] == "train" and r["duration"] > max_file_seconds
@@ -113,22 +120,23 @@ def subset(
             shutil.copyfile(src / r["path"], dst / r["path"])
     # Validation noise files are whole recordings of which a mixture uses a few seconds: keep
     # only the span the mixtures read, and shift their offsets (the audio rendered is the same).
-    mixes = [dict(m) for m in mixes]
-    for path in {m["noise"] for m in mixes}:
-        ms = [m for m in mixes if m["noise"] == path]
-        x, _ = load_audio(src / path, SR)
-        offsets = [m["noise_offset"] for m in ms]
-        lo = 0 if max(offsets) >= len(x) else min(offsets)  # past the end reads it all
-        hi = max(m["noise_offset"] + m["n_samples"] for m in ms)
-        _write_flac(dst / path, x[lo:hi])
-        for m in ms:
-            m["noise_offset"] -= lo
-        for r in chosen:
-            if r["path"] == path:
-                r["duration"] = round(len(x[lo:hi]) / SR, 3)
     (dst / "mixtures").mkdir(parents=True, exist_ok=True)
-    key = {"n": valid_pairs, "snrs": stored["key"]["snrs"]}
-    (dst / "mixtures" / "valid.json").write_text(json.dumps({"key": key, "mixtures": mixes}))
+    for split, (snrs, mixes) in stored_lists.items():
+        mixes = [dict(m) for m in mixes]
+        for path in {m["noise"] for m in mixes}:
+            ms = [m for m in mixes if m["noise"] == path]
+            x, _ = load_audio(src / path, SR)
+            offsets = [m["noise_offset"] for m in ms]
+            lo = 0 if max(offsets) >= len(x) else min(offsets)  # past the end reads it all
+            hi = max(m["noise_offset"] + m["n_samples"] for m in ms)
+            _write_flac(dst / path, x[lo:hi])
+            for m in ms:
+                m["noise_offset"] -= lo
+            for r in chosen:
+                if r["path"] == path:
+                    r["duration"] = round(len(x[lo:hi]) / SR, 3)
+        key = {"n": valid_pairs, "snrs": snrs}
+        (dst / "mixtures" / f"{split}.json").write_text(json.dumps({"key": key, "mixtures": mixes}))
     with open(dst / "manifest.jsonl", "w") as f:
         for r in chosen:
             f.write(json.dumps(r) + "\n")

@@ -2,6 +2,7 @@
 split, cuts long files, and renders the stored validation mixtures exactly as the full corpus."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -168,3 +169,26 @@ def test_gpu_pack_fits_every_call_and_keeps_the_manifest_last(fake_corpus, tmp_p
     assert restored == sorted(p.relative_to(slice_) for p in slice_.rglob("*") if p.is_file())
     with pytest.raises(SystemExit, match="does not fit"):
         gp.plan(slice_, max(sizes) - 1, budget)
+
+
+def test_subset_carries_the_real_valid_mixtures(mini_corpus, tmp_path):
+    """A slice for a remote GPU keeps real-valid (checkpoints are chosen there), never the
+    test splits, and renders those mixtures exactly as the full corpus does."""
+    src = tmp_path / "full"
+    shutil.copytree(mini_corpus, src)
+    from training.data import DataConfig, load_or_make_mixtures
+
+    for split in ("valid", "real-valid"):
+        load_or_make_mixtures(DataConfig(corpus=str(src)), split, 2)
+    dst = tmp_path / "slice"
+    C.subset(src, dst, speech_hours=0.01, noise_hours=0.005, valid_pairs=2)
+    rows = C.load_manifest(dst)
+    assert {r["split"] for r in rows} == {"train", "valid", "real-valid"}
+    for split in ("valid", "real-valid"):
+        mixes = json.loads((dst / "mixtures" / f"{split}.json").read_text())["mixtures"]
+        full = json.loads((src / "mixtures" / f"{split}.json").read_text())["mixtures"]
+        assert len(mixes) == 6
+        for m, f in zip(mixes, full[:6], strict=True):
+            a, _ = render_mixture(m, dst)
+            b, _ = render_mixture(f, src)
+            np.testing.assert_allclose(a, b, atol=1e-4)
