@@ -5,14 +5,30 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
+METHODS = ("soxr", "polyphase")
 
-def resample(x: np.ndarray, sr_in: int, sr_out: int, quality: str = "VHQ") -> np.ndarray:
-    """Resample a whole mono or [N, C] signal; float32 out. No-op when the rates match."""
+
+def resample(
+    x: np.ndarray, sr_in: int, sr_out: int, quality: str = "VHQ", method: str = "soxr"
+) -> np.ndarray:
+    """Resample a whole mono or [N, C] signal; float32 out. No-op when the rates match.
+
+    ``method``: ``soxr`` (libsoxr at ``quality``; steep, linear phase) or ``polyphase``
+    (scipy's ``resample_poly``: a Kaiser-windowed FIR, gentler band edge, shorter ringing)."""
     x = np.asarray(x, dtype=np.float32)
     if sr_in == sr_out:
         return x
     if sr_in <= 0 or sr_out <= 0:
         raise ValueError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
+    if method == "polyphase":
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(int(sr_in), int(sr_out))
+        return resample_poly(x, sr_out // g, sr_in // g, axis=0).astype(np.float32, copy=False)
+    if method != "soxr":
+        raise ValueError(f"unknown resampling method '{method}' (use {', '.join(METHODS)})")
     return soxr.resample(x, sr_in, sr_out, quality=quality).astype(np.float32, copy=False)
 
 

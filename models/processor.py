@@ -187,8 +187,17 @@ def load_processor(
         if bypass_like is not None:
             return Bypass(bypass_like.sample_rate, bypass_like.hop, bypass_like.latency_samples)
         return Bypass()
-    if spec in PEERS:
-        return PEERS[spec]()
+    base, _, front = spec.partition("@")  # 'deepfilternet3@polyphase': another front end
+    if base in PEERS:
+        proc = PEERS[base]()
+        if front:
+            from dsp.resample import METHODS
+
+            if front not in METHODS:
+                raise UserError(f"{spec}: unknown front end '{front}' (use {', '.join(METHODS)})")
+            proc.resampler = front
+            proc.name = spec
+        return proc
     from models.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(spec)
@@ -204,11 +213,12 @@ def enhance_array(proc: Processor, x: np.ndarray, sr: int) -> np.ndarray:
     x = np.asarray(x, np.float32)
     if x.ndim != 1:
         raise ValueError(f"enhance_array takes mono audio, got shape {x.shape}")
-    xr = resample(x, sr, proc.sample_rate)
+    method = getattr(proc, "resampler", "soxr")  # the front end that serves the processor
+    xr = resample(x, sr, proc.sample_rate, method=method)
     n = len(xr)
     y = proc.process(np.concatenate([xr, np.zeros(proc.latency_samples + proc.hop, np.float32)]))
     y = y[proc.latency_samples : proc.latency_samples + n]
-    y = resample(y, proc.sample_rate, sr)
+    y = resample(y, proc.sample_rate, sr, method=method)
     if len(y) < len(x):
         y = np.concatenate([y, np.zeros(len(x) - len(y), np.float32)])
     return y[: len(x)]

@@ -38,6 +38,8 @@ class Processor:
     def step(self, block: np.ndarray, state):
         raise NotImplementedError
 
+    resampler = "soxr"  # how offline enhancement brings audio to the processor's rate and back
+
     def describe(self) -> dict:
         return {
             "name": self.name,

@@ -45,3 +45,22 @@ def test_resample_preserves_a_tone():
     spec = np.abs(np.fft.rfft(y[2000:-2000] * np.hanning(len(y) - 4000)))
     peak_hz = np.argmax(spec) * 16000 / (len(y) - 4000)
     assert abs(peak_hz - 1000) < 5
+
+
+def test_polyphase_resampling_keeps_a_tone_and_its_timing():
+    import numpy as np
+
+    from dsp.metrics import estimate_lag
+    from dsp.resample import resample
+
+    t = np.arange(16000) / 16000
+    x = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    x[8000] += 0.5  # a click to time
+    y = resample(x, 16000, 48000, method="polyphase")
+    assert len(y) == 48000
+    z = resample(y, 48000, 16000, method="polyphase")
+    assert estimate_lag(x, z, 50) == 0 and np.max(np.abs(z[100:-100] - x[100:-100])) < 0.05
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown resampling"):
+        resample(x, 16000, 48000, method="magic")

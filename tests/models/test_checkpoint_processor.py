@@ -150,3 +150,14 @@ def test_streaming_nsnet2_equals_its_whole_sequence_graph():
         )
         got.append(out[0, 0])
     np.testing.assert_allclose(np.array(got), ref, atol=1e-5)
+
+
+def test_a_peer_can_take_another_front_end():
+    from dsp.errors import UserError
+    from models.processor import load_processor
+
+    p = load_processor("gtcrn@polyphase")
+    assert p.resampler == "polyphase" and p.name == "gtcrn@polyphase"
+    assert load_processor("gtcrn").resampler == "soxr"
+    with pytest.raises(UserError, match="unknown front end"):
+        load_processor("gtcrn@magic")
