@@ -16,10 +16,14 @@ import numpy as np
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="baseline", help="GCRN to time (shipped name or path)")
+    p.add_argument(
+        "--model",
+        default="baseline",
+        help="GCRNs to time: shipped names or paths, comma separated (e.g. baseline,kd)",
+    )
     p.add_argument("--seconds", type=float, default=30.0, help="audio length (default 30 s)")
     p.add_argument("--backends", default="torch,onnx,onnx-int8", help="GCRN backends to time")
-    p.add_argument("--no-peers", action="store_true", help="skip RNNoise / DeepFilterNet3")
+    p.add_argument("--no-peers", action="store_true", help="skip the peers")
     p.add_argument(
         "--input", default="", help="an audio file to time on (default: a speech-like test signal)"
     )
@@ -88,9 +92,12 @@ def machine() -> dict:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     import torch
 
     from dsp.audio_io import load_audio
+    from dsp.errors import UserError
     from dsp.resample import resample
     from models.checkpoint import load_checkpoint
     from models.processor import PEERS, GCRNProcessor, ProcessorUnavailable
@@ -101,11 +108,17 @@ def run(args) -> int:
         x16, _ = load_audio(args.input, 16000)
     else:
         x16 = speechlike(args.seconds, 16000)
-    model, _ = load_checkpoint(args.model)
     results = []
-    for be in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        proc = GCRNProcessor(model, name="gcrn", backend=be)
-        results.append(time_processor(proc, x16))
+    for spec in [m.strip() for m in args.model.split(",") if m.strip()]:
+        model, meta = load_checkpoint(spec)
+        name = Path(spec).stem if spec.endswith(".safetensors") else spec
+        for be in [b.strip() for b in args.backends.split(",") if b.strip()]:
+            try:
+                proc = GCRNProcessor(model, name=name, backend=be, meta=meta)
+            except UserError as exc:  # e.g. a fusion model on an ONNX backend
+                print(f"{name} ({be}): skipped ({exc})")
+                continue
+            results.append(time_processor(proc, x16))
     if not args.no_peers:
         for name, cls in PEERS.items():
             try:
