@@ -20,12 +20,22 @@ from dsp.metrics import score
 
 log = logging.getLogger(__name__)
 
-METRIC_KEYS = ("pesq", "stoi", "estoi", "si_sdr", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
+METRIC_KEYS = (
+    "pesq",
+    "stoi",
+    "estoi",
+    "si_sdr",
+    "onset_db",
+    "dnsmos_ovrl",
+    "dnsmos_sig",
+    "dnsmos_bak",
+)
 LABELS = {
     "pesq": "PESQ-WB",
     "stoi": "STOI",
     "estoi": "eSTOI",
     "si_sdr": "SI-SDR (dB)",
+    "onset_db": "onsets (dB)",
     "dnsmos_ovrl": "DNSMOS OVRL",
     "dnsmos_sig": "DNSMOS SIG",
     "dnsmos_bak": "DNSMOS BAK",
@@ -75,7 +85,7 @@ def evaluate(
     """Per-mixture rows for every processor spec ('noisy' = the unprocessed input)."""
     from dsp.progress import progress as tqdm
 
-    metrics = ("pesq", "stoi", "estoi", "si_sdr") + (("dnsmos",) if dnsmos else ())
+    metrics = ("pesq", "stoi", "estoi", "si_sdr", "onset") + (("dnsmos",) if dnsmos else ())
     rows: list[dict] = []
     init = (specs, backend, str(root) if root else None, metrics)
     if workers <= 1:
@@ -244,7 +254,7 @@ def paired_markdown(diffs: dict, reference: str, order: list[str]) -> str:
                 if v is None:
                     cells.append("-")
                     continue
-                prec = 2 if m == "si_sdr" else 3
+                prec = 2 if m in ("si_sdr", "onset_db") else 3
                 star = "*" if v["lo"] > 0 or v["hi"] < 0 else ""
                 cells.append(
                     f"{v['mean']:+.{prec}f}{star} [{v['lo']:+.{prec}f}, {v['hi']:+.{prec}f}]"
@@ -285,7 +295,7 @@ def markdown_table(summary: dict, order: list[str]) -> str:
                 if v is None:
                     cells.append("-")
                 else:
-                    prec = 2 if m == "si_sdr" else 3
+                    prec = 2 if m in ("si_sdr", "onset_db") else 3
                     cells.append(f"{v['mean']:.{prec}f} ± {v['ci95']:.{prec}f}")
             lines.append(f"| {p} | " + " | ".join(cells) + " |")
         lines.append("")

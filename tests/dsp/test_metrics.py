@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from dsp.metrics import estimate_lag, score, si_sdr
 
@@ -50,3 +51,25 @@ def test_any_rate_is_accepted():
     x = resample(_speechlike(), 16000, 48000)
     res = score(x, x, 48000)
     assert res.values["pesq"] > 4.0
+
+
+def test_onset_metric_catches_a_gate_that_opens_late():
+    import numpy as np
+
+    from dsp.metrics import onset_level_db, speech_onsets
+    from tests.conftest import speechlike
+
+    sr = 16000
+    words = []
+    for k in range(5):  # five "words" between pauses
+        words += [np.zeros(int(0.3 * sr), np.float32), speechlike(0.4, sr, seed=k)]
+    clean = np.concatenate(words)
+    starts = speech_onsets(clean, sr)
+    assert len(starts) == 5
+    assert abs(onset_level_db(clean, clean, sr)) < 1e-6
+    gated = clean.copy()
+    for s in starts:  # a suppressor that clips the first 40 ms of every word
+        gated[s : s + int(0.04 * sr)] = 0
+    late = onset_level_db(clean, gated, sr)
+    quieter = onset_level_db(clean, 0.7 * clean, sr)  # uniformly 3 dB down, onsets kept
+    assert late < -6 and quieter == pytest.approx(-3.1, abs=0.1) and late < quieter
