@@ -60,6 +60,28 @@ class _Slot:
     error: str = ""
 
 
+class _SpecFeed:
+    """Device-rate audio -> 20 ms spectrum columns (dBFS) in a display history."""
+
+    def __init__(self, rate: int, columns: int, geom: StftGeometry, db_ref: float):
+        self.rs = StreamResampler(rate, geom.sample_rate)
+        self.stft = StreamingStft(geom)
+        self.hist = ColumnHistory(columns, geom.n_bins)
+        self.hop, self.db_ref = geom.hop, db_ref
+        self.buf = np.zeros(0, np.float32)
+
+    def push(self, sig: np.ndarray) -> None:
+        if not len(sig):
+            return
+        y = self.rs.process(sig)
+        buf = np.concatenate([self.buf, y]) if len(self.buf) else y
+        k = len(buf) // self.hop
+        for i in range(k):
+            col = self.stft.push(buf[i * self.hop : (i + 1) * self.hop])
+            self.hist.push(magnitude_db(col, self.db_ref))
+        self.buf = buf[k * self.hop :].copy()
+
+
 @dataclass
 class EngineConfig:
     rate: int = 48000  # device / engine rate (Hz)
@@ -109,13 +131,16 @@ class Engine(DeviceStreams):
         self._out_fill_target = int(c.rate * c.min_output_fill_ms / 1000)
         self._geom = StftGeometry()
         self._db_ref = full_scale_magnitude(window(self._geom))  # columns are in dBFS
-        self._disp_rs_in = StreamResampler(c.rate, 16000)
-        self._disp_rs_out = StreamResampler(c.rate, 16000)
-        self._disp_stft_in, self._disp_stft_out = StreamingStft(), StreamingStft()
-        self._disp_buf_in = np.zeros(0, np.float32)
-        self._disp_buf_out = np.zeros(0, np.float32)
-        self.spec_in = ColumnHistory(c.display_columns, self._geom.n_bins)
-        self.spec_out = ColumnHistory(c.display_columns, self._geom.n_bins)
+        feeds = {
+            k: _SpecFeed(c.rate, c.display_columns, self._geom, self._db_ref)
+            for k in ("in", "out", "a", "b")
+        }
+        self._feeds = feeds
+        self.spec_in, self.spec_out = feeds["in"].hist, feeds["out"].hist
+        # A against B: both slots' aligned outputs as spectrograms (when asked: display work)
+        self.spec_a, self.spec_b = feeds["a"].hist, feeds["b"].hist
+        self.ab_display = False
+        self._ab_taken: tuple[np.ndarray, np.ndarray] | None = None
         self.level_in_db = -120.0
         self.level_out_db = -120.0
         # health
@@ -289,6 +314,8 @@ class Engine(DeviceStreams):
 
     def _mix(self, n: int) -> np.ndarray:
         taken = [self._take(s, n) for s in self.slots]
+        if self.ab_display and len(taken) >= 3:  # A and B (the dry slot is last)
+            self._ab_taken = (taken[0], taken[1])
         dry = taken[-1]
         req = self._requested
         if req != self.active:  # apply a switch at this block boundary
@@ -309,20 +336,13 @@ class Engine(DeviceStreams):
         return self.wet * wet_sig + (1 - self.wet) * dry
 
     def _display(self, x: np.ndarray, out: np.ndarray) -> None:
-        for rs, stft_, hist, buf_name, sig in (
-            (self._disp_rs_in, self._disp_stft_in, self.spec_in, "_disp_buf_in", x),
-            (self._disp_rs_out, self._disp_stft_out, self.spec_out, "_disp_buf_out", out),
-        ):
-            if not len(sig):
-                continue
-            y = rs.process(sig)
-            buf = getattr(self, buf_name)
-            buf = np.concatenate([buf, y]) if len(buf) else y
-            h = self._geom.hop
-            k = len(buf) // h
-            for i in range(k):
-                hist.push(magnitude_db(stft_.push(buf[i * h : (i + 1) * h]), self._db_ref))
-            setattr(self, buf_name, buf[k * h :].copy())
+        self._feeds["in"].push(x)
+        self._feeds["out"].push(out)
+        if self._ab_taken is not None:
+            a, b = self._ab_taken
+            self._ab_taken = None
+            self._feeds["a"].push(a)
+            self._feeds["b"].push(b)
         if len(x):
             self.level_in_db = 10 * math.log10(float(np.mean(x.astype(np.float64) ** 2)) + 1e-12)
         if len(out):

@@ -2,7 +2,8 @@
 
 The GUI thread only draws and reacts: the engine's worker thread does the audio work, a QTimer
 (30 fps) pulls the display buffers, and models load on a background thread with a busy indicator.
-Keys: Space start/stop, A / B / Tab switch, F freeze, R record, 1-4 blind labels, Shift+1-4 vote.
+Keys: Space start/stop, A / B / Tab switch, F freeze, V input-output or A-B views, R record,
+1-4 blind labels, Shift+1-4 vote.
 """
 
 from __future__ import annotations
@@ -246,18 +247,35 @@ class MainWindow(WindowLayout, BlindPanel, QtWidgets.QMainWindow):
             self.statusBar().showMessage(f"saved {self.recording.path}", 5000)
             self.recording = None
 
+    def _view_mode_changed(self, *_):
+        """Input/output, or both processors' outputs (A and B run all the time)."""
+        ab = self.view_combo.currentIndex() == 1
+        names = self._specs() if ab else ("input", "output")
+        label = ("A: ", "B: ") if ab else ("", "")
+        self.view_in.setTitle(label[0] + names[0])
+        self.view_out.setTitle(label[1] + names[1])
+        self.view_diff.setTitle("|A - B| (dB)" if ab else "input - output (dB removed)")
+        if self.engine is not None:
+            self.engine.ab_display = ab
+
+    def cycle_view(self) -> None:
+        self.view_combo.setCurrentIndex(1 - self.view_combo.currentIndex())
+
     # -- drawing ---------------------------------------------------------------------------
     def _refresh(self) -> None:
         eng = self.engine
         if eng is None:
             return
         if not self.freeze_check.isChecked():
-            a = eng.spec_in.view()
-            b = eng.spec_out.view()
+            # (never in a blind test: the two views would tell which processor is which)
+            ab = self.view_combo.currentIndex() == 1 and len(eng.procs) > 1 and self.blind is None
+            eng.ab_display = ab
+            a = (eng.spec_a if ab else eng.spec_in).view()
+            b = (eng.spec_b if ab else eng.spec_out).view()
             self.view_in.show_columns(a)
             self.view_out.show_columns(b)
-            if self.view_diff.isVisible():
-                self.view_diff.show_columns(np.clip(a - b, 0, None))
+            if self.view_diff.isVisible():  # removed by the processor, or A and B apart
+                self.view_diff.show_columns(np.abs(a - b) if ab else np.clip(a - b, 0, None))
         h = eng.health()
         name = "hidden" if self.blind is not None else h["active"]
         self.health_label.setText(

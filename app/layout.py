@@ -12,6 +12,7 @@ from app.spectrogram import SpectrogramView
 FILE_SOURCE = "File as microphone"
 NO_OUTPUT = "None (display only)"
 COLORMAPS = ("inferno", "viridis", "magma", "plasma", "turbo", "CET-L1")
+VIEW_MODES = ("input / output", "A / B")
 
 
 class WindowLayout:
@@ -161,7 +162,11 @@ class WindowLayout:
         self.freeze_check = QtWidgets.QCheckBox("freeze [F]")
         self.diff_check = QtWidgets.QCheckBox("difference")
         self.diff_check.toggled.connect(lambda on: self.view_diff.setVisible(on))
+        self.view_combo = QtWidgets.QComboBox()  # what the two views show  [V]
+        self.view_combo.addItems(VIEW_MODES)
+        self.view_combo.currentTextChanged.connect(self._view_mode_changed)
         for w in (
+            self.view_combo,
             QtWidgets.QLabel("colours"),
             self.cmap_combo,
             self.scale_combo,
@@ -198,6 +203,7 @@ class WindowLayout:
             ("Tab", self.toggle_ab),
             ("F", lambda: self.freeze_check.toggle()),
             ("R", lambda: self.record_button.toggle()),
+            ("V", self.cycle_view),
         ):
             sc = QtGui.QShortcut(QtGui.QKeySequence(key), self)
             sc.setContext(QtCore.Qt.ApplicationShortcut)
@@ -239,6 +245,7 @@ class WindowLayout:
             ("input", self.input_combo),
             ("output", self.output_combo),
             ("colormap", self.cmap_combo),
+            ("view", self.view_combo),
             ("scale", self.scale_combo),
         ):
             v = s.value(key)
@@ -266,6 +273,7 @@ class WindowLayout:
         s.setValue("model_a", self.combo_a.spec())
         s.setValue("model_b", self.combo_b.spec())
         s.setValue("colormap", self.cmap_combo.currentText())
+        s.setValue("view", self.view_combo.currentText())
         s.setValue("scale", self.scale_combo.currentText())
         s.setValue("file", self.file_edit.text())
         s.setValue("noise", self.noise_edit.text())

@@ -226,3 +226,24 @@ def test_sink_errors_never_reach_the_worker(tmp_path, bad):
         sink.write(np.zeros(10, np.float32))
         sink.close()
         assert sink.error
+
+
+def test_engine_keeps_a_and_b_spectrograms_apart():
+    class Silence(Bypass):
+        name = "silence"
+
+        def step(self, block, state):
+            return np.zeros_like(block), state
+
+    t = np.arange(RATE) / RATE
+    x = (0.3 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    eng = Engine([Bypass(16000, 320, 80), Silence(16000, 320, 80)], EngineConfig(rate=RATE))
+    for i in range(0, len(x), 480):
+        eng.process_block(x[i : i + 480])
+    assert eng.spec_a.written == 0  # display work only when asked for
+    eng.ab_display = True
+    for i in range(0, len(x), 480):
+        eng.process_block(x[i : i + 480])
+    a, b = eng.spec_a.view()[-20:], eng.spec_b.view()[-20:]
+    assert eng.spec_a.written > 40
+    assert a[:, 32].mean() > b[:, 32].mean() + 60  # the tone is in A and not in B

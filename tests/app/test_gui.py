@@ -141,3 +141,21 @@ def test_model_lists_show_teachers_and_the_default_pair(qtbot, tmp_path, monkeyp
     assert combo.spec() == "kd" and combo.currentText().startswith("kd  ·")
     combo.set_spec("/some/run/best.safetensors")  # a typed-in checkpoint path
     assert combo.spec() == "/some/run/best.safetensors"
+
+
+def test_a_against_b_views(qtbot, window):
+    _wait_running(qtbot, window)
+    eng = window.engine
+    qtbot.keyClick(window, QtCore.Qt.Key_V)  # input/output -> A/B
+    assert window.view_combo.currentText() == "A / B"
+    assert window.view_in.getPlotItem().titleLabel.text.startswith("A: ")
+    qtbot.waitUntil(lambda: eng.ab_display and eng.spec_b.written > 10, timeout=10000)
+    window.diff_check.setChecked(True)
+    qtbot.wait(300)
+    # B (bypass) carries the source's steady 1 kHz tone; A (the model) removes it as noise
+    row = round(1000 * 256 / 8000)
+    assert eng.spec_b.view()[-5:, row].mean() > eng.spec_a.view()[-5:, row].mean() + 20
+    assert window.view_diff.data[-5:, row].mean() > 20  # |A - B| shows where they differ
+    qtbot.keyClick(window, QtCore.Qt.Key_V)
+    qtbot.waitUntil(lambda: not eng.ab_display, timeout=3000)
+    assert window.view_in.getPlotItem().titleLabel.text == "input"
