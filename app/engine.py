@@ -82,6 +82,9 @@ class _SpecFeed:
         self.buf = buf[k * self.hop :].copy()
 
 
+HANDOVER_WARMUP_S = 0.2  # a replacing model's state warms up this long before it is heard
+
+
 @dataclass
 class EngineConfig:
     rate: int = 48000  # device / engine rate (Hz)
@@ -117,6 +120,7 @@ class Engine(DeviceStreams):
                 s.out_len += pad
         self.active = min(max(0, active), len(self.procs) - 1)
         self._pending: collections.deque = collections.deque()  # replacements for the worker
+        self._handovers: list[dict] = []  # replaced slots still playing until their crossfade
         self._mixed = 0  # device samples mixed so far (the output's position)
         self._requested = self.active
         self._prev = self.active
@@ -242,10 +246,23 @@ class Engine(DeviceStreams):
         the output has reached ``self._mixed``: so its queue starts with that many zeros."""
         while self._pending:
             index, proc, slot = self._pending.popleft()
-            pad = self.samples_in + self.latency_samples - self._slot_latency(proc) - self._mixed
+            lat = self._slot_latency(proc)
+            pad = self.samples_in + self.latency_samples - lat - self._mixed
             if pad > 0:
                 slot.out.append(np.zeros(pad, np.float32))
                 slot.out_len = pad
+            # the old processor keeps playing until the new one has warmed up, then a
+            # crossfade hands over (no gap, no click, even in the audible slot)
+            start = self._mixed + max(0, pad) + lat + int(self.cfg.rate * HANDOVER_WARMUP_S)
+            self._handovers = [h for h in self._handovers if h["index"] != index]
+            self._handovers.append(
+                {
+                    "index": index,
+                    "old": self.slots[index],
+                    "start": start,
+                    "end": start + self._fade_len,
+                }
+            )
             self.procs = [*self.procs[:index], proc, *self.procs[index + 1 :]]
             self.slots = [*self.slots[:index], slot, *self.slots[index + 1 :]]
 
@@ -256,7 +273,7 @@ class Engine(DeviceStreams):
         if self._pending:
             self._apply_replacements()
         self.samples_in += len(x)
-        for slot in self.slots:
+        for slot in [*self.slots, *(h["old"] for h in self._handovers)]:
             try:
                 self._run_slot(slot, x)
             except Exception as exc:  # a failing processor goes silent; the engine keeps going
@@ -265,7 +282,7 @@ class Engine(DeviceStreams):
                 n = len(x)
                 slot.out.append(np.zeros(n, np.float32))
                 slot.out_len += n
-        n = min(s.out_len for s in self.slots)
+        n = min(s.out_len for s in [*self.slots, *(h["old"] for h in self._handovers)])
         out = self._mix(n) if n > 0 else np.zeros(0, np.float32)
         self._mixed += len(out)
         self._display(x, out)
@@ -314,6 +331,15 @@ class Engine(DeviceStreams):
 
     def _mix(self, n: int) -> np.ndarray:
         taken = [self._take(s, n) for s in self.slots]
+        for h in list(self._handovers):  # a replaced processor fading out into its successor
+            old = self._take(h["old"], n)
+            k = np.arange(self._mixed, self._mixed + n)
+            u = np.clip((k - h["start"]) / self._fade_len, 0.0, 1.0)
+            g = 0.5 - 0.5 * np.cos(np.pi * u)  # equal gain: old and new versions correlate
+            i = h["index"]
+            taken[i] = (g * taken[i] + (1.0 - g) * old).astype(np.float32)
+            if self._mixed + n >= h["end"]:
+                self._handovers.remove(h)
         if self.ab_display and len(taken) >= 3:  # A and B (the dry slot is last)
             self._ab_taken = (taken[0], taken[1])
         dry = taken[-1]

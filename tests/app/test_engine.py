@@ -166,7 +166,7 @@ def test_realtime_file_source_runs_through_the_rings_without_loss(baseline_path)
 
 
 def test_no_devices_is_a_clear_message(monkeypatch):
-    import app.engine as E
+    import app.endpoints as E
 
     monkeypatch.setattr(E, "list_devices", lambda: [])
     with pytest.raises(EngineError, match="no audio input devices"):

@@ -247,3 +247,32 @@ def test_engine_keeps_a_and_b_spectrograms_apart():
     a, b = eng.spec_a.view()[-20:], eng.spec_b.view()[-20:]
     assert eng.spec_a.written > 40
     assert a[:, 32].mean() > b[:, 32].mean() + 60  # the tone is in A and not in B
+
+
+def test_replacing_the_audible_model_hands_over_without_a_gap_or_click():
+    """The old processor plays until its successor has warmed up, then a 20 ms crossfade."""
+
+    class Quieter(Bypass):
+        name = "quieter"
+
+        def step(self, block, state):
+            y, state = super().step(block, state)
+            return 0.6 * y, state
+
+    t = np.arange(RATE * 2) / RATE
+    x = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    eng = Engine([Bypass(16000, 320, 80), Bypass(16000, 320, 80)], EngineConfig(rate=RATE))
+    outs = []
+    for k, i in enumerate(range(0, len(x), 480)):
+        if k == 60:
+            eng.replace_processor(0, Quieter(16000, 320, 80))  # the audible slot
+        outs.append(eng.process_block(x[i : i + 480]))
+    y = np.concatenate(outs)
+    body = y[RATE // 10 :]
+    assert np.max(np.abs(np.diff(body))) <= np.max(np.abs(np.diff(x))) + 1e-3  # no click
+    env = np.abs(body[: len(body) // 480 * 480]).reshape(-1, 480).max(axis=1)
+    assert env.min() > 0.28  # never a gap while the new one warms up (0.3 = 0.6 x 0.5)
+    L = eng.latency_samples
+    n = len(y)
+    np.testing.assert_allclose(y[-RATE // 4 :], 0.6 * x[n - RATE // 4 - L : n - L], atol=0.02)
+    assert not eng._handovers
