@@ -25,6 +25,7 @@ from app.engine import (
     LatencyTooLong,
     SpeakerSink,
 )
+from app.follow import FollowRun
 from app.layout import COLORMAPS, FILE_SOURCE, NO_OUTPUT, WindowLayout  # noqa: F401
 from app.loader import Loader
 from app.model_combo import teacher_label
@@ -37,7 +38,7 @@ DEMO_CLEAN = ASSETS / "demo_clean.flac"
 DEMO_NOISE = ASSETS / "demo_noise.flac"
 
 
-class MainWindow(WindowLayout, BlindPanel, QtWidgets.QMainWindow):
+class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
     def __init__(self, args=None):
         super().__init__()
         self.setWindowTitle("Hushlab")

@@ -140,6 +140,7 @@ class WindowLayout:
         bl.addWidget(self.blind_button)
         bl.addWidget(self.blind_label)
         side.addWidget(bt)
+        self._build_follow(side)
         side.addStretch(1)
 
         # view controls
@@ -255,7 +256,11 @@ class WindowLayout:
             v = s.value(key)
             if v and combo.findData(v) >= 0:
                 combo.set_spec(v)
-        for key, edit in (("file", self.file_edit), ("noise", self.noise_edit)):
+        for key, edit in (
+            ("file", self.file_edit),
+            ("noise", self.noise_edit),
+            ("follow_run", self.follow_edit),
+        ):
             v = s.value(key)
             if v:
                 edit.setText(v)
@@ -277,6 +282,7 @@ class WindowLayout:
         s.setValue("scale", self.scale_combo.currentText())
         s.setValue("file", self.file_edit.text())
         s.setValue("noise", self.noise_edit.text())
+        s.setValue("follow_run", self.follow_edit.text())
         s.setValue("snr", self.snr_slider.value())
         s.setValue("db_min", self.db_min.value())
         s.setValue("db_max", self.db_max.value())

@@ -159,3 +159,32 @@ def test_a_against_b_views(qtbot, window):
     qtbot.keyClick(window, QtCore.Qt.Key_V)
     qtbot.waitUntil(lambda: not eng.ab_display, timeout=3000)
     assert window.view_in.getPlotItem().titleLabel.text == "input"
+
+
+def test_b_follows_a_training_run(qtbot, window, tmp_path):
+    import torch
+
+    from models.checkpoint import save_checkpoint
+    from models.gcrn import GCRN, GCRNConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = GCRNConfig(channels=(4, 4, 8, 8, 16))
+    _wait_running(qtbot, window)
+    window.follow_edit.setText(str(run))
+    window.follow_check.setChecked(True)
+    assert "waiting for" in window.follow_label.text()
+    torch.manual_seed(1)
+    save_checkpoint(run / "best.safetensors", GCRN(cfg), metrics={"step": 250})
+    window.check_run()
+    eng = window.engine
+    qtbot.waitUntil(lambda: "step 250" in window.follow_label.text(), timeout=20000)
+    step = lambda: (getattr(eng.procs[1], "meta", None) or {}).get("metrics", {}).get("step")  # noqa: E731
+    qtbot.waitUntil(lambda: step() == 250, timeout=5000)
+    first = eng.procs[1]
+    torch.manual_seed(2)  # the run writes a better checkpoint
+    save_checkpoint(run / "best.safetensors", GCRN(cfg), metrics={"step": 500})
+    window.check_run()
+    qtbot.waitUntil(lambda: eng.procs[1] is not first, timeout=20000)
+    assert step() == 500 and eng.running
+    assert not any("engine stopped" in m for m in eng.health()["messages"])
