@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from dsp.resample import StreamResampler
+from dsp.stft import StftGeometry, StreamingStft
+
 
 class ColumnHistory:
     """Mirrored history of spectrogram columns (STYLE.md 7).
@@ -45,3 +48,25 @@ def magnitude_db(spec: np.ndarray, ref: float = 1.0, floor_db: float = -120.0) -
     """Complex STFT column -> dB relative to ``ref`` (20 log10 |X| / ref), floored."""
     mag2 = (spec.real**2 + spec.imag**2) / (ref * ref)
     return np.maximum(10.0 * np.log10(mag2 + 1e-20), floor_db).astype(np.float32)
+
+
+class SpecFeed:
+    """Device-rate audio -> 20 ms spectrum columns (dBFS) in a display history."""
+
+    def __init__(self, rate: int, columns: int, geom: StftGeometry, db_ref: float):
+        self.rs = StreamResampler(rate, geom.sample_rate)
+        self.stft = StreamingStft(geom)
+        self.hist = ColumnHistory(columns, geom.n_bins)
+        self.hop, self.db_ref = geom.hop, db_ref
+        self.buf = np.zeros(0, np.float32)
+
+    def push(self, sig: np.ndarray) -> None:
+        if not len(sig):
+            return
+        y = self.rs.process(sig)
+        buf = np.concatenate([self.buf, y]) if len(self.buf) else y
+        k = len(buf) // self.hop
+        for i in range(k):
+            col = self.stft.push(buf[i * self.hop : (i + 1) * self.hop])
+            self.hist.push(magnitude_db(col, self.db_ref))
+        self.buf = buf[k * self.hop :].copy()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.display import ColumnHistory, full_scale_magnitude, magnitude_db
+from app.display import SpecFeed, full_scale_magnitude
 from app.endpoints import (  # noqa: F401  (re-exported: the engine's public names)
     DeviceSource,
     EngineError,
@@ -39,7 +39,7 @@ from app.endpoints import (  # noqa: F401  (re-exported: the engine's public nam
 from app.streams import DeviceStreams
 from dsp.resample import StreamResampler
 from dsp.ringbuffer import RingBuffer
-from dsp.stft import StftGeometry, StreamingStft, window
+from dsp.stft import StftGeometry, window
 from models.processor import Bypass, Processor
 
 log = logging.getLogger(__name__)
@@ -58,28 +58,6 @@ class _Slot:
     out: collections.deque = field(default_factory=collections.deque)  # device-rate blocks
     out_len: int = 0
     error: str = ""
-
-
-class _SpecFeed:
-    """Device-rate audio -> 20 ms spectrum columns (dBFS) in a display history."""
-
-    def __init__(self, rate: int, columns: int, geom: StftGeometry, db_ref: float):
-        self.rs = StreamResampler(rate, geom.sample_rate)
-        self.stft = StreamingStft(geom)
-        self.hist = ColumnHistory(columns, geom.n_bins)
-        self.hop, self.db_ref = geom.hop, db_ref
-        self.buf = np.zeros(0, np.float32)
-
-    def push(self, sig: np.ndarray) -> None:
-        if not len(sig):
-            return
-        y = self.rs.process(sig)
-        buf = np.concatenate([self.buf, y]) if len(self.buf) else y
-        k = len(buf) // self.hop
-        for i in range(k):
-            col = self.stft.push(buf[i * self.hop : (i + 1) * self.hop])
-            self.hist.push(magnitude_db(col, self.db_ref))
-        self.buf = buf[k * self.hop :].copy()
 
 
 HANDOVER_WARMUP_S = 0.2  # a replacing model's state warms up this long before it is heard
@@ -136,7 +114,7 @@ class Engine(DeviceStreams):
         self._geom = StftGeometry()
         self._db_ref = full_scale_magnitude(window(self._geom))  # columns are in dBFS
         feeds = {
-            k: _SpecFeed(c.rate, c.display_columns, self._geom, self._db_ref)
+            k: SpecFeed(c.rate, c.display_columns, self._geom, self._db_ref)
             for k in ("in", "out", "a", "b")
         }
         self._feeds = feeds
@@ -420,25 +398,6 @@ class Engine(DeviceStreams):
         return self.finished.wait(timeout)
 
     # sounddevice streams -------------------------------------------------------------------
-
-    def _file_feeder(self) -> None:
-        """Pushes the file into the input ring at real-time pace, like a device callback."""
-        c = self.cfg
-        period = c.block / c.rate
-        t_next = time.monotonic()
-        while not self._stop.is_set():
-            blk = self.source.read(c.block)
-            if blk is None:
-                self._source_done = True
-                return
-            if not self.in_ring.write(blk):
-                self.input_xruns += 1
-            t_next += period
-            delay = t_next - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            elif delay < -0.5:  # we were suspended: do not burst to catch up
-                t_next = time.monotonic()
 
     def _worker(self) -> None:
         c = self.cfg

@@ -1,6 +1,8 @@
 """PortAudio streams for the engine (sounddevice): callbacks that only copy into or out of
-preallocated rings and count xruns, the adaptive output buffering the worker feeds, and the
-watchdog for an input device that stops delivering audio. Mixed into :class:`app.engine.Engine`.
+preallocated rings and count xruns, the adaptive output buffering the worker feeds, the
+watchdog for an input device that stops delivering audio, and the file feeder that pushes a
+file into the input ring at real-time pace, as a device would. Mixed into
+:class:`app.engine.Engine`.
 """
 
 from __future__ import annotations
@@ -124,3 +126,22 @@ class DeviceStreams:
             out = out[len(out) - max(0, room) :]
         if len(out) and not ring.write(out):
             self.output_overflows += len(out)
+
+    def _file_feeder(self) -> None:
+        """Pushes the file into the input ring at real-time pace, like a device callback."""
+        c = self.cfg
+        period = c.block / c.rate
+        t_next = time.monotonic()
+        while not self._stop.is_set():
+            blk = self.source.read(c.block)
+            if blk is None:
+                self._source_done = True
+                return
+            if not self.in_ring.write(blk):
+                self.input_xruns += 1
+            t_next += period
+            delay = t_next - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -0.5:  # we were suspended: do not burst to catch up
+                t_next = time.monotonic()
