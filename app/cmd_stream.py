@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--output",
         default="speaker",
-        help="speaker, a device index/name, an audio file, or FILE,speaker for both",
+        help="speaker, a device index/name, an audio file, virtual-mic (a microphone named "
+        "'Hushlab' that other applications can record from), or FILE,speaker for both",
     )
     p.add_argument("--model", default="baseline", help="processor A (default: baseline)")
     p.add_argument("--ab", default="", help="processor B, run side by side with A")
@@ -71,6 +72,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _is_device(spec: str) -> bool:
+    if spec == "virtual-mic":
+        return True
     return (
         spec in ("mic", "speaker", "default")
         or spec.isdigit()
@@ -96,7 +99,18 @@ def build_engine(args):
     in_is_device = _is_device(args.input)
     source_dev = DeviceSource(None if args.input == "mic" else args.input) if in_is_device else None
     speaker = next((o for o in outs if _is_device(o)), None)
-    sink_dev = SpeakerSink(None if speaker == "speaker" else speaker) if speaker else None
+    vmic = None
+    if speaker == "virtual-mic":
+        from app.virtual_mic import VirtualMic
+
+        vmic = VirtualMic().open()  # routes this process's 'pulse' output into it
+        speaker = "pulse"
+    try:
+        sink_dev = SpeakerSink(None if speaker == "speaker" else speaker) if speaker else None
+    except Exception:
+        if vmic:
+            vmic.close()
+        raise
     file_to_file = not in_is_device and sink_dev is None
     if args.rate:
         rate = args.rate
@@ -140,11 +154,14 @@ def build_engine(args):
         from dsp.errors import UserError
 
         raise UserError("--record-input needs a file output to pair with")
+    engine.virtual_mic = vmic
     return engine, source, sinks
 
 
 def run(args) -> int:
     engine, source, sinks = build_engine(args)
+    if getattr(engine, "virtual_mic", None):
+        print("virtual microphone 'Hushlab' is live: pick it in any application", flush=True)
     schedule = []
     if args.schedule:
         schedule = [float(t) for t in args.schedule.split(",")]
@@ -173,6 +190,8 @@ def run(args) -> int:
         pass
     finally:
         engine.stop()
+        if getattr(engine, "virtual_mic", None):
+            engine.virtual_mic.close()
     h = engine.health()
     h["wall_seconds"] = round(time.monotonic() - t0, 2)
     h["processors"] = engine.names()

@@ -149,7 +149,22 @@ class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
                 level_dbfs=-26.0,
             )
         sinks = [SpeakerSink(str(out_idx))] if out_idx is not None else []
-        eng.start(source, sinks)
+        if self.vmic_check.isChecked():  # the processed stream as a microphone for other apps
+            from app.virtual_mic import VirtualMic
+
+            self.vmic = VirtualMic().open()
+            try:
+                sinks = [SpeakerSink("pulse")]
+            except Exception:
+                self.vmic.close()
+                self.vmic = None
+                raise
+            self.statusBar().showMessage("virtual microphone 'Hushlab' is live", 5000)
+        try:
+            eng.start(source, sinks)
+        except Exception:
+            self._close_vmic()
+            raise
         self.engine = eng
         self.select(0 if self.blind is None else self.engine.active)
         self._show_model_info()
@@ -160,8 +175,14 @@ class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
         if self.engine is not None:
             self.engine.stop()
             self.engine = None
+        self._close_vmic()
         self.start_button.setText("Start  [Space]")
         self.health_label.setText("stopped")
+
+    def _close_vmic(self) -> None:
+        if getattr(self, "vmic", None) is not None:
+            self.vmic.close()
+            self.vmic = None
 
     def select(self, i: int) -> None:
         if self.blind is not None:

@@ -66,6 +66,12 @@ class WindowLayout:
         sl.addRow("SNR", srow)
         sl.addRow("", self.loop_check)
         sl.addRow("output", self.output_combo)
+        self.vmic_check = QtWidgets.QCheckBox("also as the virtual microphone 'Hushlab'")
+        self.vmic_check.setToolTip(
+            "Other applications can pick 'Hushlab' as their microphone and hear the active model"
+            " (PulseAudio or PipeWire; removed when the audio stops)"
+        )
+        sl.addRow("", self.vmic_check)
         sl.addRow(self.device_note)
         self.demo_button = QtWidgets.QPushButton("Play the built-in demo")
         self.demo_button.clicked.connect(self.start_demo)

@@ -188,3 +188,17 @@ def test_b_follows_a_training_run(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: eng.procs[1] is not first, timeout=20000)
     assert step() == 500 and eng.running
     assert not any("engine stopped" in m for m in eng.health()["messages"])
+
+
+@pytest.mark.audio
+def test_virtual_microphone_toggle(qtbot, window, pulse, monkeypatch):
+    import subprocess
+
+    monkeypatch.delenv("XDG_CONFIG_HOME")  # the sound server's cookie lives in the real one
+    window.vmic_check.setChecked(True)
+    _wait_running(qtbot, window)
+    sources = subprocess.run(["pactl", "list", "short", "sources"], capture_output=True, text=True)
+    assert "Hushlab" in sources.stdout
+    window.stop()
+    sources = subprocess.run(["pactl", "list", "short", "sources"], capture_output=True, text=True)
+    assert "Hushlab" not in sources.stdout
