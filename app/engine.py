@@ -122,6 +122,7 @@ class Engine(DeviceStreams):
         # A against B: both slots' aligned outputs as spectrograms (when asked: display work)
         self.spec_a, self.spec_b = feeds["a"].hist, feeds["b"].hist
         self.ab_display = False
+        self.ref_tap = None  # live reference metrics, when the source knows its clean speech
         self._ab_taken: tuple[np.ndarray, np.ndarray] | None = None
         self.level_in_db = -120.0
         self.level_out_db = -120.0
@@ -318,6 +319,10 @@ class Engine(DeviceStreams):
             taken[i] = (g * taken[i] + (1.0 - g) * old).astype(np.float32)
             if self._mixed + n >= h["end"]:
                 self._handovers.remove(h)
+        if self.ref_tap is not None:  # live reference metrics (copies only)
+            self.ref_tap.push(
+                self._mixed, taken[-1], taken[0], taken[1] if len(taken) > 2 else None
+            )
         if self.ab_display and len(taken) >= 3:  # A and B (the dry slot is last)
             self._ab_taken = (taken[0], taken[1])
         dry = taken[-1]
@@ -359,6 +364,11 @@ class Engine(DeviceStreams):
             raise EngineError("engine already running")
         self.source = source
         self.sinks = list(sinks)
+        clean = getattr(source, "clean", None)
+        if clean is not None and len(clean):
+            from app.live_metrics import ReferenceTap
+
+            self.ref_tap = ReferenceTap(clean, self.cfg.rate, self.latency_samples)
         self._file_sinks = [s for s in self.sinks if isinstance(s, FileSink)]
         self._stop.clear()
         self.finished.clear()
@@ -415,7 +425,10 @@ class Engine(DeviceStreams):
                     backlog = self.in_ring.fill
                     limit = int(c.rate * c.max_input_backlog_ms / 1000)
                     if backlog > limit:  # fell behind: drop the oldest input, keep latency bound
-                        self.dropped_input += self.in_ring.discard(backlog - c.block)
+                        dropped = self.in_ring.discard(backlog - c.block)
+                        self.dropped_input += dropped
+                        if self.ref_tap is not None:  # keep the clean reference aligned
+                            self.ref_tap.skip(self.samples_in + self.latency_samples, dropped)
                         self.warn_once("drop", "processing fell behind; input was dropped")
                     if not self.in_ring.read_into(blk):
                         self.in_ring.underflows -= 1  # waiting for input is not an error

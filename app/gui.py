@@ -59,6 +59,10 @@ class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
         self.timer = QtCore.QTimer(self)
         self.timer.timeout.connect(self._refresh)
         self.timer.start(33)
+        self.metrics_loader = Loader(self)  # live metrics, off the audio and GUI threads
+        self.metrics_timer = QtCore.QTimer(self)
+        self.metrics_timer.timeout.connect(self.update_live_metrics)
+        self.metrics_timer.start(1000)
 
     # -- actions ---------------------------------------------------------------------------------
     def _browse(self, edit: QtWidgets.QLineEdit) -> None:
@@ -269,6 +273,27 @@ class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
             self.statusBar().showMessage(f"saved {self.recording.path}", 5000)
             self.recording = None
 
+    def update_live_metrics(self) -> None:
+        """Score the last seconds of input, A and B against the clean reference (when the
+        source knows it); hidden during a blind test."""
+        eng = self.engine
+        tap = getattr(eng, "ref_tap", None)
+        if tap is None or self.blind is not None:
+            self.live_label.setText("")
+            return
+        snap = tap.snapshot()
+        if snap is None or self.metrics_loader.pending:
+            return
+        names = tuple(self._specs())
+        rate = eng.cfg.rate
+        from app.live_metrics import describe, scores
+
+        def done(res, error):
+            if error is None and self.engine is eng:
+                self.live_label.setText(describe(res, names))
+
+        self.metrics_loader.submit(lambda: scores(snap, rate), done)
+
     def _view_mode_changed(self, *_):
         """Input/output, or both processors' outputs (A and B run all the time)."""
         ab = self.view_combo.currentIndex() == 1
@@ -372,4 +397,5 @@ class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
         self._save_settings()
         self.stop()
         self.loader.shutdown()
+        self.metrics_loader.shutdown()
         super().closeEvent(ev)

@@ -130,6 +130,9 @@ class WindowLayout:
         self.model_info.setWordWrap(True)
         self.model_info.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
         ml.addWidget(self.model_info)
+        self.live_label = QtWidgets.QLabel("")  # live reference metrics (clean speech known)
+        self.live_label.setWordWrap(True)
+        ml.addWidget(self.live_label)
         side.addWidget(mp)
 
         # blind test
