@@ -29,6 +29,7 @@ from app.follow import FollowRun
 from app.layout import COLORMAPS, FILE_SOURCE, NO_OUTPUT, WindowLayout  # noqa: F401
 from app.loader import Loader
 from app.model_combo import teacher_label
+from app.mushra_panel import MushraPanel
 from app.spectrogram import SpectrogramView, hz_to_mel, mel_to_hz  # noqa: F401
 from models.processor import load_processor
 
@@ -38,7 +39,7 @@ DEMO_CLEAN = ASSETS / "demo_clean.flac"
 DEMO_NOISE = ASSETS / "demo_noise.flac"
 
 
-class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
+class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMainWindow):
     def __init__(self, args=None):
         super().__init__()
         self.setWindowTitle("Hushlab")
@@ -91,6 +92,8 @@ class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
     def _specs(self) -> list[str]:
         if self.blind is not None:
             return list(self.blind.names)
+        if getattr(self, "mushra", None) is not None:  # the models, then the noisy anchor
+            return [*self.mushra.stimuli[:-2], "bypass"]
         return [self.combo_a.spec(), self.combo_b.spec()]
 
     def start(self) -> None:
@@ -135,8 +138,6 @@ class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
             rate = next(d["rate"] for d in self.devices if d["index"] == in_idx)
         elif out_idx is not None:
             rate = next(d["rate"] for d in self.devices if d["index"] == out_idx)
-        eng = Engine(procs, EngineConfig(rate=rate, block=rate // 100, realtime=True))
-        eng.set_wet(self.wet_slider.value() / 100)
         if in_idx is not None:
             source = DeviceSource(str(in_idx))
         else:
@@ -152,6 +153,10 @@ class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
                 loop=self.loop_check.isChecked(),
                 level_dbfs=-26.0,
             )
+        if self.mushra is not None:  # + the hidden clean reference, in the test's order
+            procs = self.mushra_stimuli_procs(procs, source, rate, rate // 100)
+        eng = Engine(procs, EngineConfig(rate=rate, block=rate // 100, realtime=True))
+        eng.set_wet(self.wet_slider.value() / 100)
         sinks = [SpeakerSink(str(out_idx))] if out_idx is not None else []
         if self.vmic_check.isChecked():  # the processed stream as a microphone for other apps
             from app.virtual_mic import VirtualMic
@@ -182,6 +187,13 @@ class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
         self._close_vmic()
         self.start_button.setText("Start  [Space]")
         self.health_label.setText("stopped")
+
+    def label_key(self, i: int) -> None:
+        """Keys 1-4: a hidden stimulus of the MUSHRA test or of the blind test."""
+        if self.mushra is not None:
+            self.mushra_listen(i)
+        else:
+            self.blind_listen(i)
 
     def _close_vmic(self) -> None:
         if getattr(self, "vmic", None) is not None:
@@ -278,7 +290,7 @@ class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
         source knows it); hidden during a blind test."""
         eng = self.engine
         tap = getattr(eng, "ref_tap", None)
-        if tap is None or self.blind is not None:
+        if tap is None or self.blind is not None or self.mushra is not None:
             self.live_label.setText("")
             return
         snap = tap.snapshot()
@@ -315,7 +327,12 @@ class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
             return
         if not self.freeze_check.isChecked():
             # (never in a blind test: the two views would tell which processor is which)
-            ab = self.view_combo.currentIndex() == 1 and len(eng.procs) > 1 and self.blind is None
+            ab = (
+                self.view_combo.currentIndex() == 1
+                and len(eng.procs) > 1
+                and self.blind is None
+                and self.mushra is None
+            )
             eng.ab_display = ab
             a = (eng.spec_a if ab else eng.spec_in).view()
             b = (eng.spec_b if ab else eng.spec_out).view()
@@ -346,7 +363,7 @@ class MainWindow(WindowLayout, BlindPanel, FollowRun, QtWidgets.QMainWindow):
                     return
 
     def _show_model_info(self, i: int | None = None) -> None:
-        if self.engine is None or self.blind is not None:
+        if self.engine is None or self.blind is not None or self.mushra is not None:
             return
         i = self.engine._requested if i is None else i
         p = self.engine.procs[i]

@@ -149,6 +149,7 @@ class WindowLayout:
         bl.addWidget(self.blind_button)
         bl.addWidget(self.blind_label)
         side.addWidget(bt)
+        self._build_mushra(side)
         self._build_follow(side)
         side.addStretch(1)
 
@@ -218,9 +219,18 @@ class WindowLayout:
             sc = QtGui.QShortcut(QtGui.QKeySequence(key), self)
             sc.setContext(QtCore.Qt.ApplicationShortcut)
             sc.activated.connect(fn)
+        for key, fn in (
+            ("0", self.mushra_open_reference),
+            ("Up", lambda: self.mushra_nudge(5)),
+            ("Down", lambda: self.mushra_nudge(-5)),
+            ("Return", self.mushra_submit),
+            ("Enter", self.mushra_submit),
+        ):
+            sc = QtGui.QShortcut(QtGui.QKeySequence(key), self)
+            sc.activated.connect(fn)
         for i in range(4):
             sc = QtGui.QShortcut(QtGui.QKeySequence(str(i + 1)), self)
-            sc.activated.connect(lambda i=i: self.blind_listen(i))
+            sc.activated.connect(lambda i=i: self.label_key(i))
             sc2 = QtGui.QShortcut(QtGui.QKeySequence(f"Shift+{i + 1}"), self)
             sc2.activated.connect(lambda i=i: self.blind_vote(i))
         for w in self.findChildren(QtWidgets.QWidget):  # keys reach the window, not a widget

@@ -227,3 +227,37 @@ def test_live_reference_metrics(qtbot, tmp_path, baseline_path, monkeypatch):
     assert abs(s["input"]["si_sdr"]) < 1.0  # a 0 dB mixture, aligned with its reference
     assert s["B"]["si_sdr"] == pytest.approx(s["input"]["si_sdr"], abs=0.5)  # B is bypass
     win.stop()
+
+
+def test_mushra_run_with_hidden_reference_and_anchor(qtbot, tmp_path, baseline_path, monkeypatch):
+    from tests.conftest import speechlike
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    clean, noise = tmp_path / "clean.wav", tmp_path / "noise.wav"
+    sf.write(clean, speechlike(4.0, 16000, seed=5), 16000)
+    sf.write(noise, 0.3 * np.random.default_rng(1).standard_normal(64000).astype(np.float32), 16000)
+    win = MainWindow(Args(source=str(clean), noise=str(noise), snr=0, model_a=baseline_path))
+    win.settings.setValue("record_dir", str(tmp_path / "rec"))
+    qtbot.addWidget(win)
+    win.show()
+    win.mushra_button.setChecked(True)
+    qtbot.waitUntil(lambda: win.engine is not None and win.engine.running, timeout=30000)
+    eng = win.engine
+    assert [p.name for p in eng.procs][2:] == ["reference", "bypass"]
+    m = win.mushra
+    for _ in range(2):
+        for k in range(4):  # listen to each hidden stimulus and rate it
+            win.label_key(k)
+            qtbot.waitUntil(lambda k=k: eng.active == m.stimuli.index(m.stimulus_for(str(k + 1))))
+            name = m.stimulus_for(str(k + 1))
+            target = {"reference": 100, "bypass": 10}.get(name, 60)
+            win.mushra_sliders[k].setValue(target)
+        win.mushra_submit()
+    win.mushra_button.setChecked(False)
+    rows = list(csv.DictReader(open(next((tmp_path / "rec").glob("mushra-*.csv")))))
+    assert len(rows) == 8 and {r["stimulus"] for r in rows} >= {"reference", "anchor"}
+    assert "reference: 100" in win.mushra_label.text()
+    # the hidden reference really plays the clean speech, time-aligned with the others
+    ref_slot = eng.procs[2]
+    assert ref_slot.latency_samples == 0 and ref_slot.sample_rate == eng.cfg.rate
+    win.stop()
