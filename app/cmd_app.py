@@ -19,6 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-b", default="", help="processor B (default: last used, or bypass)")
     p.add_argument("--demo", action="store_true", help="start playing the built-in demo")
     p.add_argument("--no-output", action="store_true", help="do not play to a speaker")
+    p.add_argument(
+        "--view",
+        choices=["io", "ab"],
+        default="",
+        help="spectrograms of input and output (io) or of A and B (ab); default: last used",
+    )
     p.add_argument("--screenshot", default="", metavar="PATH", help="save a screenshot")
     p.add_argument("--screenshot-after", type=float, default=4.0, metavar="SECONDS")
     p.add_argument("--quit-after", type=float, default=0.0, metavar="SECONDS")

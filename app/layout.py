@@ -319,5 +319,7 @@ class WindowLayout:
             self.combo_a.set_spec(a.model_a)
         if getattr(a, "model_b", ""):
             self.combo_b.set_spec(a.model_b)
+        if getattr(a, "view", ""):
+            self.view_combo.setCurrentIndex(1 if a.view == "ab" else 0)
         if getattr(a, "no_output", False):
             self.output_combo.setCurrentText(NO_OUTPUT)
