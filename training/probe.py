@@ -153,11 +153,11 @@ def sentence_probe(
 ) -> dict:
     """Cross-voice sentence identification per speech frame, per layer (and the untrained
     teacher and log-mel features), balanced accuracy."""
-    from training.corpus import N_SENTENCES, SENTENCE_SPLIT, _synth_espeak
+    from training.corpus import N_SENTENCES, SENTENCE_SPLIT, CorpusConfig
+    from training.corpus_sources import _synth_espeak
     from training.text import sentences
 
     lo, hi = SENTENCE_SPLIT["test"]
-    from training.corpus import CorpusConfig
 
     texts = sentences(N_SENTENCES, seed=CorpusConfig().seed)[lo:hi][:n_sentences]  # test range
     clips = {v: [] for v in voices}
