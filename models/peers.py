@@ -63,6 +63,9 @@ class DeepFilterNet3Processor(Processor):
     sample_rate = 48000
     hop = 480
     latency_samples = 1440  # output trails input by 30 ms (measured); plus the 10 ms frame
+    # its 48 kHz input from a polyphase upsampler, not soxr: chosen on real-valid (40 pairs, at
+    # -5 / 0 / +5 dB: SI-SDR +0.75 / +1.13 / +1.39 dB, PESQ-WB +0.015 / +0.045 / +0.099)
+    resampler = "polyphase"
 
     def __init__(self, atten_lim_db: float = 100.0):
         try:

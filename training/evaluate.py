@@ -115,7 +115,10 @@ def processor_digest(spec: str, proc=None) -> str:
     from models.processor import weights_digest
 
     model = getattr(proc, "model", None)
-    return spec if model is None else "weights:" + weights_digest(model)
+    if model is not None:
+        return "weights:" + weights_digest(model)
+    front = getattr(proc, "resampler", "soxr")
+    return spec if "@" in spec or front == "soxr" else f"{spec}@{front}"  # the front end too
 
 
 def mixtures_digest(mixes: list[dict]) -> str:

@@ -219,3 +219,16 @@ def test_every_peer_enhances_a_file(peer, tmp_path):
     assert main(["enhance", str(src), str(dst), "--model", peer]) == 0
     y, sr = sf.read(dst, dtype="float32")
     assert sr == 16000 and len(y) == len(x) and np.all(np.isfinite(y)) and np.std(y) > 1e-3
+
+
+def test_a_peers_front_end_is_part_of_what_a_report_remembers():
+    from models.processor import load_processor
+    from training.evaluate import processor_digest
+
+    d = load_processor("deepfilternet3")
+    assert d.resampler == "polyphase"  # chosen on real-valid
+    assert processor_digest("deepfilternet3", d) == "deepfilternet3@polyphase"
+    assert processor_digest("deepfilternet3@soxr", load_processor("deepfilternet3@soxr")) == (
+        "deepfilternet3@soxr"
+    )
+    assert processor_digest("rnnoise", load_processor("rnnoise")) == "rnnoise"
