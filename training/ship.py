@@ -31,11 +31,10 @@ def write_card(
     hist = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines() if x]
     cfg = meta["train_config"]
     m = meta["metrics"]
-    times = [
-        int(r[-1])
-        for r in (line.split(",") for line in (run / "train_log.csv").read_text().splitlines()[1:])
-        if r and r[-1].isdigit()
-    ]
+    import csv
+
+    with open(run / "train_log.csv", newline="") as f:
+        times = [int(r["time"]) for r in csv.DictReader(f) if (r.get("time") or "").isdigit()]
     wall_h = (max(times) - min(times)) / 3600 if times else float("nan")
     lines = [
         f"# Model card: `{name}`",
@@ -88,7 +87,11 @@ def write_card(
         f"level in [{data.get('level_min')}, {data.get('level_max')}] dBFS, reverberation "
         f"{data.get('p_reverb')}, two noises {data.get('p_two_noises')}, band limit "
         f"{data.get('p_bandlimit')}, clipping {data.get('p_clip')}, real-noise share "
-        f"{data.get('real_noise_share')}.",
+        f"{data.get('real_noise_share')}, real-speech share "
+        f"{data.get('real_speech_share', 0.0) or 'off (files drawn evenly)'}.",
+        f"Loss: MSE on compressed complex spectra + compressed magnitudes, w_under = "
+        f"{cfg.get('w_under', 0.0)} (extra weight on speech the estimate removes), w_sisdr = "
+        f"{cfg.get('w_sisdr', 0.0)}.",
         "",
         f"## Validation during training ({cfg.get('valid_split', 'valid')} split: "
         f"{cfg.get('valid_mixtures')} pairs x (-5, 0, +5) dB; PESQ on the first "
