@@ -100,13 +100,21 @@ def export_onnx_int8(model, cache_dir=None) -> Path:
             return path
         fd, tmp_name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.onnx", dir=path.parent)
         os.close(fd)
-        quantize_dynamic(
-            str(fp32),
-            tmp_name,
-            op_types_to_quantize=["MatMul", "Gemm", "LSTM"],
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-        )
+        import logging
+
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantiser logs advice on the root logger
+        try:
+            quantize_dynamic(
+                str(fp32),
+                tmp_name,
+                op_types_to_quantize=["MatMul", "Gemm", "LSTM"],
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+            )
+        finally:
+            root.setLevel(level)
         os.replace(tmp_name, path)
     return path
 
