@@ -22,4 +22,5 @@ def test_int8_step_matches_fp32_on_speech(tmp_path, monkeypatch):
     assert abs(si_sdr(clean, a) - si_sdr(clean, b)) < 0.2
     size = export_onnx_int8(fp32.model).stat().st_size
     assert size < 0.4 * export_onnx(fp32.model).stat().st_size
+    assert int8.megabytes < 0.4 * fp32.megabytes
     assert np.all(np.isfinite(b))
