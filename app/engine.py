@@ -36,6 +36,7 @@ from app.endpoints import (  # noqa: F401  (re-exported: the engine's public nam
     list_devices,
     resolve_device,
 )
+from app.health import EngineHealth
 from app.streams import DeviceStreams
 from dsp.resample import StreamResampler
 from dsp.ringbuffer import RingBuffer
@@ -76,7 +77,7 @@ class EngineConfig:
     realtime: bool = True
 
 
-class Engine(DeviceStreams):
+class Engine(DeviceStreams, EngineHealth):
     def __init__(
         self, processors: list[Processor], cfg: EngineConfig | None = None, active: int = 0
     ):
@@ -469,44 +470,3 @@ class Engine(DeviceStreams):
             if self.samples_out >= target or self._stop.is_set():
                 return
             self._emit(None, self.process_block(zeros), speaker)
-
-    # -- health ------------------------------------------------------------------------------
-    def _queue_latency_s(self) -> float:
-        """Delay inside the audible slot beyond its algorithmic latency: the resamplers' filter
-        delays, input waiting for a whole hop, and output waiting to be mixed."""
-        slots = self.slots
-        slot = slots[min(self.active, len(slots) - 1)]
-        p, rate = slot.proc, self.cfg.rate
-        d = 0.0
-        d += slot.rs_in.delay / p.sample_rate + slot.rs_out.delay / rate
-        d += len(slot.fifo_in) / p.sample_rate + slot.out_len / rate
-        return d
-
-    def health(self) -> dict:
-        c = self.cfg
-        times = np.array(self._hop_times) if self._hop_times else np.zeros(1)
-        rtf = self._busy_s / self._audio_s if self._audio_s else 0.0
-        ring_lat = (self.in_ring.fill + self.out_ring.fill) / c.rate
-        queue_lat = self._queue_latency_s()
-        return {
-            "active": self.names()[self.active],
-            "ms_per_hop_p50": float(np.percentile(times, 50) * 1000),
-            "ms_per_hop_p99": float(np.percentile(times, 99) * 1000),
-            "rtf": rtf,
-            "input_fill": self.in_ring.fill_fraction,
-            "output_fill": self.out_ring.fill_fraction,
-            "input_xruns": self.input_xruns,
-            "output_xruns": self.output_xruns,
-            "output_overflow_samples": self.output_overflows,
-            "underruns": self.underruns,
-            "dropped_input_samples": self.dropped_input,
-            "output_buffer_ms": 1000 * self._out_fill_target / c.rate,
-            "buffer_grows": self.buffer_grows,
-            "buffer_shrinks": self.buffer_shrinks,
-            "algorithmic_latency_ms": self.algorithmic_latency_ms,
-            "queue_latency_ms": 1000 * queue_lat,
-            "latency_ms": 1000 * (self.device_latency_s + ring_lat + queue_lat)
-            + self.algorithmic_latency_ms,
-            "audio_seconds": self._audio_s,
-            "messages": list(self.messages),
-        }
