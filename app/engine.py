@@ -10,8 +10,9 @@ Threads:
   switch with ``request_active(i)``: a plain attribute write, applied by the worker at the next
   block boundary.
 No Qt here. Nothing in a callback allocates sample storage, logs, locks or touches torch.
-The device streams live in ``app/streams.py``, sources and sinks in ``app/endpoints.py``; what
-is left here (slots, alignment, mixing, the worker, health) is one state machine, kept whole.
+The device streams live in ``app/streams.py``, sources and sinks in ``app/endpoints.py``, the
+health figures in ``app/health.py``; what is left here (slots, alignment, hand-overs, mixing,
+the worker) is one state machine, kept whole (about 470 lines).
 """
 
 from __future__ import annotations
