@@ -197,7 +197,7 @@ def run(args) -> int:
     h["processors"] = engine.names()
     print(
         f"streamed {h['audio_seconds']:.1f} s of audio in {h['wall_seconds']:.1f} s through "
-        f"{', '.join(engine.names())}"
+        f"{', '.join(f'{p.name} ({p.backend})' for p in engine.procs)}"
     )
     print(
         f"per hop: p50 {h['ms_per_hop_p50']:.2f} ms, p99 {h['ms_per_hop_p99']:.2f} ms; "

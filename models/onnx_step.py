@@ -119,6 +119,24 @@ def export_onnx_int8(model, cache_dir=None) -> Path:
     return path
 
 
+INT8_CHECK_FILE = "int8_check.json"  # written by training/int8_check.py beside a model
+
+
+def int8_passed(checkpoint, digest: str) -> bool:
+    """Whether the model at ``checkpoint``, with these weights (``weights:<digest>``), passed
+    the int8 accuracy check on the validation split."""
+    import json
+
+    path = Path(checkpoint).parent / INT8_CHECK_FILE
+    if not path.exists():
+        return False
+    try:
+        res = json.loads(path.read_text())
+    except ValueError:
+        return False
+    return bool(res.get("passed")) and res.get("digest") == digest
+
+
 def _has_onnxruntime() -> bool:
     try:
         import onnxruntime  # noqa: F401

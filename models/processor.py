@@ -29,6 +29,7 @@ from models.onnx_step import (  # noqa: F401  (re-exported)
     _StepModule,
     export_onnx,
     export_onnx_int8,
+    int8_passed,
     onnx_cache_dir,
     weights_digest,
 )
@@ -201,6 +202,12 @@ def load_processor(
     from models.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(spec)
+    if backend == "auto" and not model.config.fusion and _has_onnxruntime():
+        from models.checkpoint import resolve_model_path
+
+        # int8 weights when this model passed the accuracy check (training/int8_check.py)
+        if int8_passed(resolve_model_path(spec), "weights:" + weights_digest(model)):
+            backend = "onnx-int8"
     name = spec if "/" not in spec and not spec.endswith(".safetensors") else Path(spec).stem
     return GCRNProcessor(model, name=name, backend=backend, meta=meta)
 

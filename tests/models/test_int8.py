@@ -24,3 +24,43 @@ def test_int8_step_matches_fp32_on_speech(tmp_path, monkeypatch):
     assert size < 0.4 * export_onnx(fp32.model).stat().st_size
     assert int8.megabytes < 0.4 * fp32.megabytes
     assert np.all(np.isfinite(b))
+
+
+def test_auto_backend_takes_int8_only_for_a_model_that_passed_the_check(tmp_path, monkeypatch):
+    import json
+
+    import torch
+
+    import models.checkpoint as ck
+    from models.gcrn import GCRN, GCRNConfig
+    from models.onnx_step import weights_digest
+    from training import int8_check
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    shipped = tmp_path / "shipped"
+    torch.manual_seed(0)
+    model = GCRN(GCRNConfig(channels=(4, 4, 8, 8, 16)))
+    ck.save_checkpoint(shipped / "small" / "model.safetensors", model)
+    monkeypatch.setattr(ck, "SHIPPED_DIR", shipped)
+    assert load_processor("small").backend == "onnx"  # no check yet
+    digest = "weights:" + weights_digest(model)
+
+    def report(folder, pesq, sisdr):
+        summ = {
+            "small": {
+                snr: {"pesq": {"mean": pesq}, "si_sdr": {"mean": sisdr}} for snr in ("-5", "+5")
+            }
+        }
+        meta = {"mixtures": "m", "digests": {"small": digest}, "split": "valid", "pairs": 40}
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "summary.json").write_text(json.dumps({"meta": meta, "summary": summ}))
+        return str(tmp_path / folder)
+
+    fp32 = report("fp32", 1.50, 5.00)
+    assert int8_check.main(["--fp32", fp32, "--int8", report("bad", 1.47, 5.0)]) == 0
+    assert load_processor("small").backend == "onnx"  # PESQ 0.03 down: it fails
+    assert int8_check.main(["--fp32", fp32, "--int8", report("good", 1.49, 4.9)]) == 0
+    assert load_processor("small").backend == "onnx-int8"
+    assert load_processor("small", backend="onnx").backend == "onnx"  # asked for: obeyed
+    ck.save_checkpoint(shipped / "small" / "model.safetensors", GCRN(model.config))  # retrained
+    assert load_processor("small").backend == "onnx"  # the check was for other weights
