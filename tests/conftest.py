@@ -121,3 +121,27 @@ def pytest_runtest_makereport(item, call):
         if NOT_IN_CI not in reason:
             rep.outcome = "failed"
             rep.longrepr = f"skipped under CI=true, but the set-up installs what it needs: {reason}"
+
+
+def tiny_teacher_config(corpus, out, **kw):
+    """A few steps of teacher pre-training on a miniature corpus (tests only)."""
+    from training.teacher import TeacherConfig
+
+    base = dict(
+        corpus=str(corpus),
+        out=str(out),
+        model=TINY_TEACHER,
+        seconds=1.0,
+        batch_size=2,
+        steps=4,
+        warmup_steps=2,
+        num_negatives=10,
+        mask_length=3,
+        valid_every=2,
+        valid_clips=2,
+        ckpt_every=2,
+        log_every=1,
+        stats_clips=3,
+        progress=False,
+    )
+    return TeacherConfig(**{**base, **kw})

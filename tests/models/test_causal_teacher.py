@@ -16,7 +16,7 @@ from models.causal_teacher import (
     make_causal_config,
 )
 from models.teacher import Teacher
-from tests.conftest import TINY_TEACHER
+from tests.conftest import TINY_TEACHER, tiny_teacher_config
 
 
 @pytest.fixture(scope="module")
@@ -78,27 +78,9 @@ def test_saved_causal_teacher_loads_through_the_teacher_wrapper(model, tmp_path)
 
 @pytest.mark.slow
 def test_causal_pretraining_runs_and_exports(mini_corpus, tmp_path):
-    from training.teacher import TeacherConfig, train_teacher
+    from training.teacher import train_teacher
 
-    cfg = TeacherConfig(
-        corpus=str(mini_corpus),
-        out=str(tmp_path / "run"),
-        model=TINY_TEACHER,
-        seconds=1.0,
-        batch_size=2,
-        steps=4,
-        warmup_steps=2,
-        num_negatives=10,
-        mask_length=3,
-        valid_every=2,
-        valid_clips=2,
-        ckpt_every=2,
-        log_every=1,
-        stats_clips=3,
-        progress=False,
-        causal=True,
-        causal_context=16,
-    )
+    cfg = tiny_teacher_config(mini_corpus, tmp_path / "run", causal=True, causal_context=16)
     dest = train_teacher(cfg)
     t = Teacher(dest)
     assert t.causal and t.has_stats() and t.model.context == 16

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.teacher import STATS_FILE, Teacher
-from tests.conftest import TINY_TEACHER
+from tests.conftest import TINY_TEACHER, tiny_teacher_config
 from training.analyze import FLOOR, AnalysisConfig, analyze, frame_metrics
 from training.probe import fit_probe, voicing_labels
 from training.teacher import TeacherConfig, train_teacher
@@ -15,24 +15,7 @@ TINY_MODEL = TINY_TEACHER
 
 
 def _cfg(corpus, out, **kw):
-    base = dict(
-        corpus=str(corpus),
-        out=str(out),
-        model=TINY_MODEL,
-        seconds=1.0,
-        batch_size=2,
-        steps=4,
-        warmup_steps=2,
-        num_negatives=10,
-        mask_length=3,
-        valid_every=2,
-        valid_clips=2,
-        ckpt_every=2,
-        log_every=1,
-        stats_clips=3,
-        progress=False,
-    )
-    return TeacherConfig(**{**base, **kw})
+    return tiny_teacher_config(corpus, out, **kw)
 
 
 @pytest.fixture(scope="module")
