@@ -291,7 +291,7 @@ def train_teacher(cfg: TeacherConfig) -> Path:
         c = out_.contrastive_loss.item() / max(1, n_mask)
         dv = out_.diversity_loss.item() / max(1, n_mask)  # 0 = every codeword used evenly
         bar.update(1)
-        bar.set_postfix(contrastive=f"{c:.3f}", acc=f"{acc:.2f}")
+        bar.set_postfix(contrastive=f"{c:.3f}", acc=f"{acc:.2f}", refresh=False)
         if step % cfg.log_every == 0:
             writer.writerow(
                 [

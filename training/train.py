@@ -349,7 +349,10 @@ def train(cfg: TrainConfig) -> Path:
             if bar:
                 bar.update(1)
                 bar.set_postfix(
-                    loss=f"{loss.item():.4f}", sisdr=f"{logs['si_sdr']:.1f}", audio_x=f"{rate:.0f}"
+                    loss=f"{loss.item():.4f}",
+                    sisdr=f"{logs['si_sdr']:.1f}",
+                    audio_x=f"{rate:.0f}",
+                    refresh=False,  # the bar's own pace (30 s in a log) decides when to draw
                 )
             if step % cfg.log_every == 0:
                 writer.writerow(
