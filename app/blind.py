@@ -16,6 +16,20 @@ from pathlib import Path
 LABELS = "ABCD"
 
 
+def append_csv(path: Path | None, rows: list[dict]) -> None:
+    """Append result rows to a CSV (header when the file is new), as soon as they exist: nothing
+    is lost if the app is closed mid-test. No path: keep them in memory only."""
+    if not path or not rows:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        if new:
+            w.writeheader()
+        w.writerows(rows)
+
+
 @dataclass
 class Trial:
     number: int
@@ -84,20 +98,9 @@ class BlindTest:
             row["chosen_processor"] = ""
             row["correct"] = int(label == t.x_is)
         self.results.append(row)
-        self._append_csv(row)
+        append_csv(self.csv_path, [row])
         self.next_trial()
         return row
-
-    def _append_csv(self, row: dict) -> None:
-        if not self.csv_path:
-            return
-        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.csv_path.exists()
-        with open(self.csv_path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                w.writeheader()
-            w.writerow(row)
 
     def summary(self) -> dict:
         """Preference counts (ab) or correct identifications (abx), with a p-value: binomial for

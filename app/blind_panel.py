@@ -3,9 +3,6 @@ keys 1-4 listen, Shift+1-4 vote; the logic and statistics live in ``app/blind.py
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 
 class BlindPanel:
     """Mixed into :class:`app.gui.MainWindow` (uses its engine, combos and labels)."""
@@ -16,8 +13,7 @@ class BlindPanel:
         if on:
             names = [self.combo_a.spec(), self.combo_b.spec()]
             mode = "abx" if self.blind_mode.currentIndex() == 1 else "ab"
-            folder = Path(self.settings.value("record_dir", str(Path.home() / "hushlab")))
-            csv_path = folder / f"blind-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+            csv_path = self.results_path("blind", ".csv")
             try:
                 self.blind = BlindTest(names, mode, csv_path)
             except ValueError as exc:

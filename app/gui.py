@@ -261,6 +261,11 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
         lv = (float(self.db_min.value()), float(self.db_max.value()))
         self.view_in.levels = self.view_out.levels = lv
 
+    def results_path(self, prefix: str, suffix: str) -> Path:
+        """A new file for test results in the recordings folder: PREFIX-<date-time>SUFFIX."""
+        folder = Path(self.settings.value("record_dir", str(Path.home() / "hushlab")))
+        return folder / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}{suffix}"
+
     def toggle_record(self, on: bool) -> None:
         if on:
             if self.engine is None:

@@ -19,6 +19,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.blind import append_csv
+
 REFERENCE = "reference"  # the hidden clean reference
 ANCHOR = "anchor"  # the noisy input
 SCREEN_BELOW = 90.0
@@ -93,20 +95,9 @@ class MushraTest:
                 }
             )
         self.results += rows
-        self._append_csv(rows)
+        append_csv(self.csv_path, rows)
         self.trial = None
         return rows
-
-    def _append_csv(self, rows: list[dict]) -> None:
-        if not self.csv_path:
-            return
-        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.csv_path.exists()
-        with open(self.csv_path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            if new:
-                w.writeheader()
-            w.writerows(rows)
 
     def summary(self) -> dict:
         return summarise(self.results)

@@ -5,7 +5,6 @@ Enter submits the trial. The logic and statistics live in ``app/mushra.py``."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +81,7 @@ class MushraPanel:
                 self.error("end the blind test first")
                 self.mushra_button.setChecked(False)
                 return
-            folder = Path(self.settings.value("record_dir", str(Path.home() / "hushlab")))
-            csv_path = folder / f"mushra-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+            csv_path = self.results_path("mushra", ".csv")
             names = list(dict.fromkeys([self.combo_a.spec(), self.combo_b.spec()]))
             try:
                 self.mushra = MushraTest(names, self.listener_edit.text() or "listener", csv_path)
