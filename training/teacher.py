@@ -65,6 +65,9 @@ class TeacherConfig:
     # a streaming teacher (models/causal_teacher.py): causal attention over this many frames
     causal: bool = False
     causal_context: int = 64
+    # warm start from a teacher (a name under models/teachers or a folder): every weight whose
+    # name and shape match is copied (a causal teacher keeps its own per-frame norms)
+    init: str = ""
 
     @classmethod
     def from_toml(cls, path, overrides: list[str] | None = None) -> TeacherConfig:
@@ -208,6 +211,30 @@ def evaluate_pretraining(model, clips: np.ndarray, cfg: TeacherConfig) -> dict:
     return {"valid_contrastive": losses / max(1, n_total), "valid_accuracy": accs / max(1, n_total)}
 
 
+def warm_start(model: torch.nn.Module, spec: str) -> tuple[int, int]:
+    """Copy every tensor of teacher ``spec`` whose name and shape match ``model``'s; returns
+    (copied, kept as initialised). A teacher of another size (less than half of the tensors
+    fit) is an error."""
+    from safetensors.torch import load_file
+
+    from models.teacher import resolve_teacher
+
+    folder = Path(resolve_teacher(spec))
+    weights = folder / "model.safetensors"
+    if not weights.exists():
+        raise UserError(f"warm start: {folder} has no model.safetensors")
+    src = load_file(str(weights))
+    own = model.state_dict()
+    match = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    if 2 * len(match) < len(own):
+        raise UserError(
+            f"warm start: only {len(match)} of {len(own)} tensors of {folder} fit this teacher;"
+            " is it a teacher of another size?"
+        )
+    model.load_state_dict(match, strict=False)
+    return len(match), len(own) - len(match)
+
+
 def train_teacher(cfg: TeacherConfig) -> Path:
     """Pre-train (or resume); returns the folder of the saved teacher (``OUT/teacher``)."""
     from dsp.progress import progress as tqdm
@@ -235,6 +262,9 @@ def train_teacher(cfg: TeacherConfig) -> Path:
         opt.load_state_dict(st["optim"])
         step, prior_s = st["step"], st.get("train_seconds", 0.0)
         log.info("resuming %s at step %d", out, step)
+    elif cfg.init:
+        copied, kept = warm_start(model, cfg.init)
+        log.info("warm start from %s: %d tensors copied, %d kept", cfg.init, copied, kept)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     train_pool = AudioPool(_clip_sources(cfg, "train"))
     valid_pool = AudioPool(_clip_sources(cfg, "valid"))

@@ -86,3 +86,27 @@ def test_causal_pretraining_runs_and_exports(mini_corpus, tmp_path):
     assert t.causal and t.has_stats() and t.model.context == 16
     pre = json.loads((dest / "preprocessor_config.json").read_text())
     assert pre["do_normalize"] is False
+
+
+def test_warm_start_copies_what_fits_and_refuses_a_stranger(tmp_path):
+    from dsp.errors import UserError
+    from training.teacher import TeacherConfig, build_pretraining_model, warm_start
+
+    src = build_pretraining_model(TeacherConfig(model=TINY_TEACHER))
+    src.save_pretrained(tmp_path / "bidir")
+    causal = build_pretraining_model(TeacherConfig(model=TINY_TEACHER, causal=True))
+    copied, kept = warm_start(causal, str(tmp_path / "bidir"))
+    # everything but the causal front end's per-frame norms comes from the bidirectional teacher
+    assert copied > 0 and kept > 0
+    a = dict(causal.named_parameters())
+    b = dict(src.named_parameters())
+    name = "wav2vec2.encoder.layers.0.attention.q_proj.weight"
+    assert torch.equal(a[name], b[name])
+    wide = build_pretraining_model(
+        TeacherConfig(model={**TINY_TEACHER, "hidden_size": 48, "conv_dim": [24] * 7})
+    )
+    wide.save_pretrained(tmp_path / "wide")
+    with pytest.raises(UserError, match="another size"):
+        warm_start(
+            build_pretraining_model(TeacherConfig(model=TINY_TEACHER)), str(tmp_path / "wide")
+        )
