@@ -1,5 +1,6 @@
-"""The GCRN streaming step as an ONNX Runtime graph: export (state tensors as explicit inputs and
-outputs, opset 17, cached by a digest of config and weights) and a one-thread session."""
+"""The GCRN streaming step as an ONNX Runtime graph: export of the one-frame step of
+``models/step_graph.py`` (state tensors as explicit inputs and outputs, opset 17, cached by a
+digest of config and weights), its int8 variant, and a one-thread session."""
 
 from __future__ import annotations
 
@@ -9,32 +10,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+import numpy as np
 import torch
-
-
-class _StepModule(torch.nn.Module):
-    """The GCRN step with its state as explicit flat tensors (for ONNX export)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-        self.n_enc = len(model.encoder)
-        self.n_dec = sum(len(d) for d in model.decoders)
-        self.has_dec = model.dec_lstm is not None
-
-    def forward(self, frame, *flat):
-        from models.gcrn import GCRNState
-
-        i = 0
-        enc = list(flat[i : i + self.n_enc])
-        i += self.n_enc
-        dec = list(flat[i : i + self.n_dec])
-        i += self.n_dec
-        st = GCRNState(enc, dec, flat[i], flat[i + 1])
-        if self.has_dec:
-            st.h_dec, st.c_dec = flat[i + 2], flat[i + 3]
-        y, new = self.model.step(frame, st)
-        return (y, *new.tensors())
 
 
 def weights_digest(model) -> str:
@@ -55,19 +32,31 @@ def onnx_cache_dir() -> Path:
 _EXPORT_LOCK = threading.Lock()
 
 
+def onnx_initial_state(model) -> list[np.ndarray]:
+    """The exported step's state inputs for a new stream (zeros, in the graph's layout)."""
+    from models.step_graph import LeanStep
+
+    return [t.numpy().copy() for t in LeanStep.state_shapes_of(model)]
+
+
 def export_onnx(model, cache_dir=None) -> Path:
-    """Export the streaming step to ONNX (opset 17), cached by a digest of config and weights."""
+    """Export the one-frame step (``models/step_graph.LeanStep``) to ONNX (opset 17), cached by
+    a digest of config and weights."""
+    from models.step_graph import LeanStep
+
     cache = Path(cache_dir) if cache_dir else onnx_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"gcrn-step-{weights_digest(model)}.onnx"
+    path = cache / f"gcrn-lean-{weights_digest(model)}.onnx"
     with _EXPORT_LOCK:
         if path.exists():
             return path
-        wrapper = _StepModule(model).eval()  # eval on the wrapper: export restores its mode
-        st = model.init_state(1)
+        was_training = model.training
+        wrapper = LeanStep(model)
+        model.train(was_training)
+        st = wrapper.init_state()
         frame = torch.zeros(1, 2, 1, model.config.n_fft // 2 + 1)
-        names_in = ["frame"] + [f"s{i}" for i in range(len(st.tensors()))]
-        names_out = ["out"] + [f"s{i}_out" for i in range(len(st.tensors()))]
+        names_in = ["frame"] + [f"s{i}" for i in range(len(st))]
+        names_out = ["out"] + [f"s{i}_out" for i in range(len(st))]
         # a name of its own: two processes exporting on a cold cache never share a temp file
         fd, tmp_name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.onnx", dir=cache)
         os.close(fd)
@@ -75,7 +64,7 @@ def export_onnx(model, cache_dir=None) -> Path:
         with torch.no_grad():
             torch.onnx.export(
                 wrapper,
-                (frame, *st.tensors()),
+                (frame, *st),
                 str(tmp),
                 input_names=names_in,
                 output_names=names_out,

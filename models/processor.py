@@ -26,11 +26,11 @@ from dsp.stft import StreamingIstft, StreamingStft
 from models.onnx_step import (  # noqa: F401  (re-exported)
     _has_onnxruntime,
     _ort_session,
-    _StepModule,
     export_onnx,
     export_onnx_int8,
     int8_passed,
     onnx_cache_dir,
+    onnx_initial_state,
     weights_digest,
 )
 from models.peers import (  # noqa: F401  (re-exported)
@@ -108,9 +108,10 @@ class GCRNProcessor(Processor):
             self._out_names = [o.name for o in self._session.get_outputs()]
 
     def init_state(self) -> _StreamState:
-        st = self.model.init_state(1)
         if self.backend != "torch":
-            st = [t.numpy().copy() for t in st.tensors()]
+            st = onnx_initial_state(self.model)
+        else:
+            st = self.model.init_state(1)
         return _StreamState(
             StreamingStft(self.geom),
             StreamingIstft(self.geom),
