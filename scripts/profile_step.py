@@ -5,7 +5,9 @@
 Splits the whole per-hop path (as ``hushlab bench`` times it) into the streaming STFT and
 iSTFT, the ONNX Runtime call and the Python glue, then profiles the ONNX graph by operator type
 (ONNX Runtime's own profiler, whose per-node overhead inflates the totals; compare shares),
-and counts the graph's nodes as exported and as ONNX Runtime runs it after its optimisations.
+counts the graph's nodes as exported and as ONNX Runtime runs it after its optimisations, and
+estimates the floor: the bytes of weights a hop reads divided by the rate at which one thread
+streams weights through a matrix-vector product of the same size on this machine.
 """
 
 from __future__ import annotations
@@ -90,7 +92,34 @@ def main() -> int:
         nodes = len(onnx.load(str(path)).graph.node)
         opt = len(onnx.load(so.optimized_model_filepath).graph.node)
         print(f"graph: {nodes} nodes as exported, {opt} after ONNX Runtime's optimisations")
+    weight_bytes = sum(
+        np.prod(t.dims) * (1 if t.data_type in (2, 3) else 4)  # (u)int8 or float
+        for t in onnx.load(str(path)).graph.initializer
+    )
+    print(
+        f"weights read per hop: {weight_bytes / 1e6:.2f} MB; one thread streams weights at"
+        f" {gbps(weight_bytes):.1f} GB/s (matrix-vector product of that size), so the floor is"
+        f" {weight_bytes / gbps(weight_bytes) / 1e6:.3f} ms per hop"
+        f" (RTF {weight_bytes / gbps(weight_bytes) / 1e6 / (1000 * p.hop / p.sample_rate):.4f})"
+    )
     return 0
+
+
+def gbps(nbytes: int, reps: int = 300) -> float:
+    """GB/s at which one thread reads a float32 matrix of ``nbytes`` in matrix-vector products
+    (the weights of a batch-1 step are read once per call, like this matrix)."""
+    import torch
+
+    cols = 448
+    a = torch.randn(max(1, int(nbytes) // (4 * cols)), cols)
+    v = torch.randn(cols)
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(reps):
+            a.mv(v)
+        best = min(best, (time.perf_counter() - t) / reps)
+    return a.numel() * 4 / best / 1e9
 
 
 if __name__ == "__main__":
