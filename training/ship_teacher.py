@@ -44,12 +44,12 @@ def write_card(
         "",
         f"A compact Wav2Vec2 ({d['parameters'] / 1e6:.2f} M parameters, {d['layers']} transformer"
         f" layers, {d['dim']}-d, the wav2vec2-base convolutional front end: 400-sample receptive"
-        " field, 20 ms stride) pre-trained from scratch with the wav2vec 2.0 objective"
+        " field, 20 ms stride) pre-trained with the wav2vec 2.0 objective"
         " (`Wav2Vec2ForPreTraining`: masked spans, contrastive loss against"
         f" {cfg['num_negatives']} sampled negatives plus codebook diversity, Gumbel temperature"
         f" {cfg['gumbel_start']} -> {cfg['gumbel_end']}). Saved with `save_pretrained`; it loads"
         " through the same code as `facebook/wav2vec2-base` (`hushlab analyze --teacher DIR`)."
-        " Default layer: the last.",
+        " Default layer: the last." + _variant_text(cfg),
         "",
         "## How it was made",
         "```",
@@ -67,12 +67,7 @@ def write_card(
         f" Chance: contrastive loss {chance:.2f} per masked frame, accuracy"
         f" {1 / (1 + cfg['num_negatives']):.3f}.",
         "",
-        "| step | contrastive loss per masked frame | masked-frame accuracy |",
-        "|---|---|---|",
-        *[
-            f"| {h['step']} | {h['valid_contrastive']:.3f} | {h['valid_accuracy']:.3f} |"
-            for h in hist
-        ],
+        *_curve_table(hist),
         "",
         "![pre-training curves](pretraining.png)",
         "",
@@ -82,6 +77,43 @@ def write_card(
     for res in probes:
         lines += [probe_markdown(res), ""]
     return "\n".join(lines) + "\n"
+
+
+def _variant_text(cfg: dict) -> str:
+    parts = []
+    if cfg.get("causal"):
+        parts.append(
+            " Streaming (`models/causal_teacher.py`): per-frame layer norms in the front end, a"
+            " fixed input gain, a past-only positional convolution and causal attention over"
+            f" {cfg.get('causal_context')} frames ({cfg.get('causal_context', 0) * 0.02:.2f} s);"
+            " frame t depends on audio up to the end of frame t only."
+        )
+    if cfg.get("init"):
+        parts.append(
+            f" Warm-started from `{cfg['init']}` (every weight whose name and shape match)."
+        )
+    if cfg.get("distil_from"):
+        parts.append(
+            f" Besides the contrastive loss, every layer regresses `{cfg['distil_from']}`'s"
+            " standardised hidden states of the same frame (L1 plus -log sigmoid(cosine),"
+            f" weight {cfg.get('w_distil', 1.0)}), which that teacher computes from the whole clip."
+        )
+    return "".join(parts)
+
+
+def _curve_table(hist: list[dict]) -> list[str]:
+    distil = all("valid_distil" in h for h in hist)
+    head = "| step | contrastive loss per masked frame | masked-frame accuracy |"
+    rule = "|---|---|---|"
+    if distil:
+        head += " distillation loss |"
+        rule += "---|"
+    rows = [
+        f"| {h['step']} | {h['valid_contrastive']:.3f} | {h['valid_accuracy']:.3f} |"
+        + (f" {h['valid_distil']:.3f} |" if distil else "")
+        for h in hist
+    ]
+    return [head, rule, *rows]
 
 
 def main(argv=None) -> int:

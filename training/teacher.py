@@ -68,6 +68,13 @@ class TeacherConfig:
     # warm start from a teacher (a name under models/teachers or a folder): every weight whose
     # name and shape match is copied (a causal teacher keeps its own per-frame norms)
     init: str = ""
+    # distillation from a teacher (a shipped name or a folder, with normalisation statistics):
+    # each layer of the model being trained also regresses that teacher's hidden states of the
+    # same frame (L1 on the standardised states plus -log sigmoid(cosine), as DistilHuBERT),
+    # weighted by w_distil and added to the contrastive loss. A causal model learns from the
+    # past alone what the bidirectional teacher computes from the whole clip.
+    distil_from: str = ""
+    w_distil: float = 1.0
 
     @classmethod
     def from_toml(cls, path, overrides: list[str] | None = None) -> TeacherConfig:
@@ -146,8 +153,11 @@ def _crops(pool: AudioPool, n: int, seconds: float, rng: np.random.Generator) ->
     return _normalise(out).astype(np.float32)
 
 
-def masked_step(model, batch: torch.Tensor, cfg: TeacherConfig, rng_seed: int):
-    """One forward pass with masking and negatives -> (output, masked-frame count, accuracy)."""
+def masked_step(
+    model, batch: torch.Tensor, cfg: TeacherConfig, rng_seed: int, hidden: bool = False
+):
+    """One forward pass with masking and negatives -> (output, masked-frame count, accuracy);
+    ``hidden``: the output carries every layer's hidden states."""
     from transformers.models.wav2vec2.modeling_wav2vec2 import (
         _compute_mask_indices,
         _sample_negative_indices,
@@ -164,7 +174,12 @@ def masked_step(model, batch: torch.Tensor, cfg: TeacherConfig, rng_seed: int):
         np.random.set_state(np_state)  # noqa: NPY002
     mask_t = torch.tensor(mask, dtype=torch.bool, device=batch.device)
     neg_t = torch.tensor(neg, dtype=torch.long, device=batch.device)
-    out = model(batch, mask_time_indices=mask_t, sampled_negative_indices=neg_t)
+    out = model(
+        batch,
+        mask_time_indices=mask_t,
+        sampled_negative_indices=neg_t,
+        output_hidden_states=hidden,
+    )
     with torch.no_grad():
         q = out.projected_quantized_states  # [B, T, D]
         d = q.shape[-1]
@@ -196,19 +211,63 @@ def lr_at(step: int, cfg: TeacherConfig, frac: float | None = None) -> float:
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+class Distiller:
+    """The distillation term: a frozen teacher's standardised hidden states of a batch as
+    targets for every layer of the model being trained (same frames, same width)."""
+
+    def __init__(self, spec: str, device: torch.device):
+        from models.teacher import Teacher
+
+        self.teacher = Teacher(spec, device=str(device))
+        if not self.teacher.has_stats():
+            raise UserError(f"distil_from: teacher {spec} has no normalisation statistics")
+        mean, std = self.teacher.load_stats()
+        self.mean, self.std = mean.to(device), std.to(device)
+
+    def check(self, model) -> None:
+        c = model.config
+        if (c.num_hidden_layers, c.hidden_size) != (self.teacher.n_layers, self.teacher.dim):
+            raise UserError(
+                f"distil_from: teacher {self.teacher.name} has {self.teacher.n_layers} layers of"
+                f" {self.teacher.dim}, the model {c.num_hidden_layers} of {c.hidden_size}"
+            )
+
+    @torch.no_grad()
+    def targets(self, batch: torch.Tensor) -> list[torch.Tensor]:
+        """Standardised hidden states [B, T, D] per layer (the batch is normalised per clip)."""
+        hs = self.teacher.model(batch, output_hidden_states=True).hidden_states
+        return [(h - self.mean[i]) / self.std[i] for i, h in enumerate(hs)]
+
+    def loss(self, hidden: tuple[torch.Tensor, ...], targets: list[torch.Tensor]) -> torch.Tensor:
+        total = 0.0
+        for i, (h, t) in enumerate(zip(hidden, targets, strict=True)):
+            z = (h - self.mean[i]) / self.std[i]
+            cos = torch.nn.functional.cosine_similarity(z, t, dim=-1)
+            total = total + (z - t).abs().mean() - torch.nn.functional.logsigmoid(cos).mean()
+        return total / len(targets)
+
+
 @torch.no_grad()
-def evaluate_pretraining(model, clips: np.ndarray, cfg: TeacherConfig) -> dict:
+def evaluate_pretraining(
+    model, clips: np.ndarray, cfg: TeacherConfig, distiller: Distiller | None = None
+) -> dict:
     was = model.training
     model.eval()
-    losses, accs, n_total = 0.0, 0.0, 0
+    losses, accs, n_total, dist = 0.0, 0.0, 0, 0.0
     for k in range(0, len(clips), cfg.batch_size):
         x = torch.from_numpy(clips[k : k + cfg.batch_size]).to(next(model.parameters()).device)
         out, n_mask, acc = masked_step(model, x, cfg, rng_seed=10_000 + k)
         losses += out.contrastive_loss.item()
         accs += acc * n_mask
         n_total += n_mask
+        if distiller is not None:  # on the unmasked input, as the model is used
+            hs = model.wav2vec2(x, output_hidden_states=True).hidden_states
+            dist += distiller.loss(hs, distiller.targets(x)).item() * len(x)
     model.train(was)
-    return {"valid_contrastive": losses / max(1, n_total), "valid_accuracy": accs / max(1, n_total)}
+    res = {"valid_contrastive": losses / max(1, n_total), "valid_accuracy": accs / max(1, n_total)}
+    if distiller is not None:
+        res["valid_distil"] = dist / len(clips)
+    return res
 
 
 def warm_start(model: torch.nn.Module, spec: str) -> tuple[int, int]:
@@ -269,6 +328,9 @@ def train_teacher(cfg: TeacherConfig) -> Path:
     train_pool = AudioPool(_clip_sources(cfg, "train"))
     valid_pool = AudioPool(_clip_sources(cfg, "valid"))
     valid_clips = _crops(valid_pool, cfg.valid_clips, cfg.seconds, np.random.default_rng(1))
+    distiller = Distiller(cfg.distil_from, device) if cfg.distil_from else None
+    if distiller is not None:
+        distiller.check(model)
     csv_path = out / "train_log.csv"
     new_csv = not csv_path.exists()
     csv_f = open(csv_path, "a", newline="")
@@ -309,8 +371,14 @@ def train_teacher(cfg: TeacherConfig) -> Path:
         lr = lr_at(step, cfg, f if cfg.max_minutes else None)
         for g in opt.param_groups:
             g["lr"] = lr
-        out_, n_mask, acc = masked_step(model, x, cfg, rng_seed=cfg.seed * 1_000_003 + step)
+        out_, n_mask, acc = masked_step(
+            model, x, cfg, rng_seed=cfg.seed * 1_000_003 + step, hidden=distiller is not None
+        )
         loss = out_.loss / max(1, n_mask)
+        dl = None
+        if distiller is not None:
+            dl = distiller.loss(out_.hidden_states, distiller.targets(x))
+            loss = loss + cfg.w_distil * dl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -321,7 +389,10 @@ def train_teacher(cfg: TeacherConfig) -> Path:
         c = out_.contrastive_loss.item() / max(1, n_mask)
         dv = out_.diversity_loss.item() / max(1, n_mask)  # 0 = every codeword used evenly
         bar.update(1)
-        bar.set_postfix(contrastive=f"{c:.3f}", acc=f"{acc:.2f}", refresh=False)
+        post = {"contrastive": f"{c:.3f}", "acc": f"{acc:.2f}"}
+        if dl is not None:
+            post["distil"] = f"{dl.item():.3f}"
+        bar.set_postfix(post, refresh=False)
         if step % cfg.log_every == 0:
             writer.writerow(
                 [
@@ -340,7 +411,7 @@ def train_teacher(cfg: TeacherConfig) -> Path:
         if step % cfg.ckpt_every == 0 or stopping:
             save_last()
         if step % cfg.valid_every == 0 or step == cfg.steps or stopping:
-            res = evaluate_pretraining(model, valid_clips, cfg)
+            res = evaluate_pretraining(model, valid_clips, cfg, distiller)
             res.update(step=step, wall_s=round(elapsed(), 1))
             with open(out / "history.jsonl", "a") as fh:
                 fh.write(json.dumps(res) + "\n")
@@ -348,6 +419,7 @@ def train_teacher(cfg: TeacherConfig) -> Path:
                 f"step {step}: valid contrastive {res['valid_contrastive']:.3f} per masked frame"
                 f" (chance {math.log(1 + cfg.num_negatives):.2f}),"
                 f" accuracy {res['valid_accuracy']:.3f}"
+                + (f", distillation {res['valid_distil']:.3f}" if distiller is not None else "")
             )
     bar.close()
     csv_f.close()

@@ -110,3 +110,52 @@ def test_warm_start_copies_what_fits_and_refuses_a_stranger(tmp_path):
         warm_start(
             build_pretraining_model(TeacherConfig(model=TINY_TEACHER)), str(tmp_path / "wide")
         )
+
+
+def test_distillation_from_a_bidirectional_teacher_lowers_its_term(mini_corpus, tmp_path):
+    from dsp.errors import UserError
+    from training.teacher import train_teacher
+
+    src = train_teacher(tiny_teacher_config(mini_corpus, tmp_path / "src", steps=2))
+    cfg = tiny_teacher_config(
+        mini_corpus,
+        tmp_path / "student",
+        causal=True,
+        causal_context=16,
+        distil_from=str(src),
+        init=str(src),
+        steps=30,
+        lr=3e-3,
+        warmup_steps=1,
+        valid_every=5,
+    )
+    dest = train_teacher(cfg)
+    assert Teacher(dest).causal
+    hist = [
+        json.loads(x) for x in (tmp_path / "student" / "history.jsonl").read_text().splitlines()
+    ]
+    # the causal student moves towards what the bidirectional teacher computes
+    assert hist[-1]["valid_distil"] < 0.95 * hist[0]["valid_distil"]
+    # a teacher of another shape cannot be distilled from
+    wide = tiny_teacher_config(
+        mini_corpus,
+        tmp_path / "wide",
+        distil_from=str(src),
+        model={**TINY_TEACHER, "hidden_size": 48},
+    )
+    with pytest.raises(UserError, match="layers"):
+        train_teacher(wide)
+
+
+def test_teacher_card_says_how_a_streaming_teacher_was_made():
+    from training.ship_teacher import _curve_table, _variant_text
+
+    text = _variant_text(
+        {"causal": True, "causal_context": 64, "init": "teacher", "distil_from": "teacher"}
+    )
+    assert "1.28 s" in text and "Warm-started from `teacher`" in text and "regresses" in text
+    assert _variant_text({}) == ""
+    hist = [{"step": 250, "valid_contrastive": 3.5, "valid_accuracy": 0.2, "valid_distil": 0.8}]
+    assert _curve_table(hist)[-1] == "| 250 | 3.500 | 0.200 | 0.800 |"
+    del hist[0]["valid_distil"]
+    assert "distillation" not in _curve_table(hist)[0]
