@@ -44,6 +44,10 @@ class DataConfig:
     p_two_noises: float = 0.2
     p_bandlimit: float = 0.15
     p_clip: float = 0.05
+    # of mixtures whose noise also carries an interfering talker: another training utterance
+    # (most likely another voice), at -5 to +5 dB against the noise; the clean target stays the
+    # main talker. 0 draws nothing (configs without it keep their random streams)
+    p_talker: float = 0.0
     real_noise_share: float = 0.6  # of mixtures whose noise is a real recording (corpus)
     # of mixtures whose speech is a real recording (corpus; shared evenly by the real sources);
     # 0: every speech file equally likely
@@ -223,12 +227,38 @@ def synthetic_rir(rng: np.random.Generator, sr: int = SR) -> np.ndarray:
     return (h / np.sqrt(np.sum(h**2))).astype(np.float32)
 
 
+def add_talker(
+    v: np.ndarray,
+    speech: AudioPool,
+    target: np.ndarray,
+    target_index: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``v`` plus another utterance of the pool (another file than ``target_index``), -5 to +5
+    dB against ``v`` (against the target when ``v`` is silent)."""
+    n = len(v)
+    j = speech.pick(rng)
+    for _ in range(8):
+        if j != target_index or len(speech) < 2:
+            break
+        j = speech.pick(rng)
+    t = fit_length(speech.get(j), n, rng)
+    ref = float(np.mean(v.astype(np.float64) ** 2))
+    if ref < 1e-12:
+        ref = float(np.mean(target.astype(np.float64) ** 2))
+    g = 10 ** (rng.uniform(-5, 5) / 20) * np.sqrt(
+        ref / (np.mean(t.astype(np.float64) ** 2) + 1e-12)
+    )
+    return (v + g * t).astype(np.float32)
+
+
 def make_example(
     speech: AudioPool, noise: AudioPool, cfg: DataConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """One training mixture -> (noisy, clean), float32 [seconds * SR]."""
     n = int(cfg.seconds * SR)
-    s = speech.get(speech.pick(rng))
+    si = speech.pick(rng)
+    s = speech.get(si)
     if len(s) >= n:
         start = int(rng.integers(0, len(s) - n + 1))
         s = s[start : start + n]
@@ -245,6 +275,8 @@ def make_example(
         v2 = fit_length(noise.get(noise.pick(rng)), n, rng)
         g = 10 ** (rng.uniform(-10, 5) / 20) * np.sqrt(np.mean(v**2) / (np.mean(v2**2) + 1e-12))
         v = v + g * v2
+    if cfg.p_talker > 0 and rng.random() < cfg.p_talker:
+        v = add_talker(v, speech, s, si, rng)
     if np.mean(v.astype(np.float64) ** 2) < 1e-12:
         v = rng.standard_normal(n).astype(np.float32) * 0.01
     snr = rng.uniform(cfg.snr_min, cfg.snr_max)

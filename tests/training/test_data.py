@@ -106,3 +106,31 @@ def test_real_speech_share_weights_sources(mini_corpus):
     assert real_speech_weights(paths[:6], 0.6) is None  # all of one kind
     ds = TrainMixtures(DataConfig(corpus=str(mini_corpus), seconds=1.0), 4, seed=0)
     assert ds.speech.weights is None  # the share is off by default
+
+
+def test_interfering_talker_is_noise_and_leaves_other_configs_unchanged(dns_tree):
+    from training.data import AudioPool, add_talker
+
+    off = dict(p_reverb=0.0, p_two_noises=0.0, p_bandlimit=0.0, p_clip=0.0)
+    plain = TrainMixtures(_cfg(dns_tree, **off), length=4, seed=5)
+    zero = TrainMixtures(_cfg(dns_tree, p_talker=0.0, **off), length=4, seed=5)
+    talk = TrainMixtures(_cfg(dns_tree, p_talker=1.0, **off), length=4, seed=5)
+    # p_talker = 0 draws nothing: the same examples as before the option existed
+    assert np.array_equal(plain[0][0].numpy(), zero[0][0].numpy())
+    for i in range(4):
+        noisy, clean = (t.numpy() for t in talk[i])
+        # the talker is part of the noise: the SNR range still holds, the target is one voice
+        assert -5.05 <= snr_db(clean, noisy - clean) <= 5.05
+    # the talker comes from another file than the target, at -5 to +5 dB against the noise
+    pool = AudioPool(list_sources(_cfg(dns_tree), "train")[0])
+    rng = np.random.default_rng(0)
+    v = (rng.standard_normal(16000) * 0.1).astype(np.float32)
+    target = pool.get(0)[:16000]
+    for _ in range(10):
+        out = add_talker(v, pool, target, 0, rng)
+        t = out - v
+        ratio = 10 * np.log10(
+            np.mean(t.astype(np.float64) ** 2) / np.mean(v.astype(np.float64) ** 2)
+        )
+        assert -5.1 <= ratio <= 5.1
+        assert not np.allclose(t[: len(target)], target * (t.std() / target.std()), atol=1e-3)
