@@ -8,6 +8,7 @@ import hashlib
 import os
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,11 @@ def export_onnx(model, cache_dir=None) -> Path:
         fd, tmp_name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.onnx", dir=cache)
         os.close(fd)
         tmp = Path(tmp_name)
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # the exporter's advice on LSTM batch sizes and traced shape checks: the step is
+            # exported for batch 1 with its states as inputs, which is what the advice asks for
+            warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             torch.onnx.export(
                 wrapper,
                 (frame, *st),
