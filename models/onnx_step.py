@@ -56,7 +56,8 @@ def export_onnx(model, cache_dir=None) -> Path:
         model.train(was_training)
         st = wrapper.init_state()
         frame = torch.zeros(1, 2, 1, model.config.n_fft // 2 + 1)
-        names_in = ["frame"] + [f"s{i}" for i in range(len(st))]
+        extra = [torch.zeros(1, 1, model.config.ssl_dim)] if wrapper.fusion else []
+        names_in = ["frame"] + ["ssl"] * bool(extra) + [f"s{i}" for i in range(len(st))]
         names_out = ["out"] + [f"s{i}_out" for i in range(len(st))]
         # a name of its own: two processes exporting on a cold cache never share a temp file
         fd, tmp_name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.onnx", dir=cache)
@@ -69,7 +70,7 @@ def export_onnx(model, cache_dir=None) -> Path:
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             torch.onnx.export(
                 wrapper,
-                (frame, *st),
+                (frame, *extra, *st),
                 str(tmp),
                 input_names=names_in,
                 output_names=names_out,

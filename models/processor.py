@@ -62,10 +62,10 @@ class GCRNProcessor(Processor):
     ``auto`` picks onnx when onnxruntime is importable.
 
     A fusion model runs with its streaming teacher (``models/causal_teacher.py``): each hop
-    goes to the teacher's step and to the STFT, and the teacher's normalised embedding of the
-    frame enters the GCRN step (PyTorch backend). Both frames end at the same sample, so the
-    latency is the GCRN's. The teacher is found from the checkpoint's record (its folder or
-    shipped name) and must have the recorded digest.
+    goes to the teacher's step (PyTorch) and to the STFT, and the teacher's normalised embedding
+    of the frame enters the GCRN step (any backend: the ONNX graph takes it as an input). Both
+    frames end at the same sample, so the latency is the GCRN's. The teacher is found from the
+    checkpoint's record (its folder or shipped name) and must have the recorded digest.
     """
 
     def __init__(
@@ -91,9 +91,7 @@ class GCRNProcessor(Processor):
         self.megabytes = self.params * 4 / 1e6
         self.threads = threads
         if backend == "auto":
-            backend = "onnx" if _has_onnxruntime() and self.teacher is None else "torch"
-        if backend in ("onnx", "onnx-int8") and self.teacher is not None:
-            raise UserError(f"{name}: a fusion model runs on the torch backend only")
+            backend = "onnx" if _has_onnxruntime() else "torch"
         if backend not in BACKENDS:
             raise UserError(f"unknown backend '{backend}' (use auto, {', '.join(BACKENDS)})")
         self.backend = backend
@@ -129,9 +127,9 @@ class GCRNProcessor(Processor):
         x[0, 0, 0] = spec.real
         x[0, 1, 0] = spec.imag
         if self.backend != "torch":
-            outs = self._session.run(
-                self._out_names, dict(zip(self._in_names, [x, *state.model], strict=True))
-            )
+            inputs = [x, *state.model] if ssl is None else [x, ssl.numpy(), *state.model]
+            feed = dict(zip(self._in_names, inputs, strict=True))
+            outs = self._session.run(self._out_names, feed)
             y = outs[0]
             state.model = outs[1:]
         else:
@@ -203,7 +201,7 @@ def load_processor(
     from models.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(spec)
-    if backend == "auto" and not model.config.fusion and _has_onnxruntime():
+    if backend == "auto" and _has_onnxruntime():
         from models.checkpoint import resolve_model_path
 
         # int8 weights when this model passed the accuracy check (training/int8_check.py)

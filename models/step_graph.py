@@ -163,19 +163,23 @@ class _LSTMs(nn.Module):
 
 class LeanStep(nn.Module):
     """``GCRN.step`` for one frame of one stream, from the same weights (eval mode), with its
-    state as flat tensors: ``forward(frame [1, 2, 1, F], *state) -> (out, *state)``. Not for
-    fusion models (they run on PyTorch with their teacher); a distillation head is dropped."""
+    state as flat tensors: ``forward(frame [1, 2, 1, F], *state) -> (out, *state)``; a fusion
+    model takes its teacher's normalised embedding of the frame too:
+    ``forward(frame, ssl [1, 1, D], *state)`` (the teacher runs outside the graph). A
+    distillation head is dropped."""
 
     def __init__(self, model: GCRN):
         super().__init__()
-        if model.config.fusion:
-            raise ValueError("a fusion model has no one-frame export (it needs its teacher)")
         model.eval()
         cfg = model.config
         self.config = cfg
         self.enc = nn.ModuleList(_Enc(layer) for layer in model.encoder)
         self.enc_lstm = _LSTMs(model.enc_lstm)
         self.dec_lstm = _LSTMs(model.dec_lstm) if model.dec_lstm is not None else None
+        self.fusion = bool(cfg.fusion)
+        if self.fusion:
+            self.fuse_proj = model.fuse_proj
+            self.register_buffer("fuse_w", torch.sigmoid(model.fuse_logit.detach()).clone())
         self.dec = nn.ModuleList(
             _Dec((a, b), first=(j == 0))
             for j, (a, b) in enumerate(zip(*model.decoders, strict=True))
@@ -211,6 +215,9 @@ class LeanStep(nn.Module):
 
     def forward(self, frame, *state):
         cfg = self.config
+        ssl = None
+        if self.fusion:
+            ssl, state = state[0], state[1:]
         n = len(self.enc)
         enc_c, dec_c = state[:n], state[n : 2 * n]
         lstm_s = state[2 * n :]
@@ -224,6 +231,8 @@ class LeanStep(nn.Module):
         c_last, f_last = h.shape[1], h.shape[3]
         z, h_enc, c_enc = self.enc_lstm(h.reshape(1, 1, c_last * f_last), *lstm_s[:2])
         new_lstm = [h_enc, c_enc]
+        if ssl is not None:
+            z = (1 - self.fuse_w) * z + self.fuse_w * self.fuse_proj(ssl)
         if self.dec_lstm is not None:
             z, h_dec, c_dec = self.dec_lstm(z, *lstm_s[2:4])
             new_lstm += [h_dec, c_dec]

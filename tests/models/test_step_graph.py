@@ -54,6 +54,18 @@ def test_lean_step_equals_the_model_step(cfg):
     assert worst < 1e-5
 
 
-def test_lean_step_refuses_a_fusion_model():
-    with pytest.raises(ValueError, match="teacher"):
-        LeanStep(GCRN(GCRNConfig(ssl_dim=16, fusion=True)))
+def test_lean_step_of_a_fusion_model_mixes_the_embedding_in():
+    cfg = GCRNConfig(channels=(8, 8, 12, 12, 16), ssl_dim=24, fusion=True)
+    model = _trained_looking(cfg)
+    with torch.no_grad():
+        model.fuse_logit.fill_(0.3)
+    lean = LeanStep(model)
+    st, lst = model.init_state(1), lean.init_state()
+    rng = np.random.default_rng(1)
+    with torch.no_grad():
+        for _ in range(20):
+            frame = torch.from_numpy(rng.standard_normal((1, 2, 1, 257)).astype(np.float32))
+            ssl = torch.from_numpy(rng.standard_normal((1, 1, 24)).astype(np.float32))
+            ref, st = model.step(frame, st, ssl=ssl)
+            out, *lst = lean(frame, ssl, *lst)
+            assert (out - ref).abs().max() <= 1e-5 * ref.abs().max()
