@@ -62,8 +62,9 @@ class GCRNProcessor(Processor):
     ``auto`` picks onnx when onnxruntime is importable.
 
     A fusion model runs with its streaming teacher (``models/causal_teacher.py``): each hop
-    goes to the teacher's step (PyTorch) and to the STFT, and the teacher's normalised embedding
-    of the frame enters the GCRN step (any backend: the ONNX graph takes it as an input). Both
+    goes to the teacher's step and to the STFT, and the teacher's normalised embedding of the
+    frame enters the GCRN step. On the ONNX backends the teacher's step is an ONNX graph too
+    (``models/teacher_step.py``, fp32) and the GCRN graph takes the embedding as an input. Both
     frames end at the same sample, so the latency is the GCRN's. The teacher is found from the
     checkpoint's record (its folder or shipped name) and must have the recorded digest.
     """
@@ -100,10 +101,21 @@ class GCRNProcessor(Processor):
             quantised = backend == "onnx-int8"
             path = (export_onnx_int8 if quantised else export_onnx)(model, cache_dir)
             self._session = _ort_session(path, threads)
-            if quantised:  # what a hop reads: the int8 graph, not the fp32 weights
+            if quantised:  # what a hop reads: the int8 graph (and an fp32 teacher)
                 self.megabytes = path.stat().st_size / 1e6
+                if self.teacher is not None:
+                    self.megabytes += sum(p.numel() for p in self.teacher.model.parameters()) * 4e-6
             self._in_names = [i.name for i in self._session.get_inputs()]
             self._out_names = [o.name for o in self._session.get_outputs()]
+        self._teacher_session = None
+        if self._session is not None and self.teacher is not None:
+            from models.teacher_step import export_teacher_step
+
+            tpath = export_teacher_step(
+                self.teacher, Path(cache_dir) if cache_dir else onnx_cache_dir()
+            )
+            self._teacher_session = _ort_session(tpath, threads)
+            self._teacher_in = [i.name for i in self._teacher_session.get_inputs()]
 
     def init_state(self) -> _StreamState:
         if self.backend != "torch":
@@ -115,8 +127,17 @@ class GCRNProcessor(Processor):
             StreamingIstft(self.geom),
             st,
             np.zeros((1, 2, 1, self.geom.n_bins), np.float32),
-            self.teacher.model.init_state(1) if self.teacher is not None else None,
+            self._teacher_state(),
         )
+
+    def _teacher_state(self):
+        if self.teacher is None:
+            return None
+        if self._teacher_session is not None:
+            from models.teacher_step import teacher_initial_state
+
+            return teacher_initial_state(self.teacher)
+        return self.teacher.model.init_state(1)
 
     def step_spectrum(
         self, spec: np.ndarray, state: _StreamState, ssl: torch.Tensor | None = None
@@ -127,7 +148,7 @@ class GCRNProcessor(Processor):
         x[0, 0, 0] = spec.real
         x[0, 1, 0] = spec.imag
         if self.backend != "torch":
-            inputs = [x, *state.model] if ssl is None else [x, ssl.numpy(), *state.model]
+            inputs = [x, *state.model] if ssl is None else [x, np.asarray(ssl), *state.model]
             feed = dict(zip(self._in_names, inputs, strict=True))
             outs = self._session.run(self._out_names, feed)
             y = outs[0]
@@ -142,7 +163,10 @@ class GCRNProcessor(Processor):
         block = np.asarray(block, np.float32)
         spec = state.stft.push(block)
         ssl = None
-        if self.teacher is not None:
+        if self._teacher_session is not None:
+            feed = dict(zip(self._teacher_in, [block[None], *state.teacher], strict=True))
+            ssl, *state.teacher = self._teacher_session.run(None, feed)  # [1, 1, D]
+        elif self.teacher is not None:
             t = self.teacher
             with torch.no_grad():
                 hidden, state.teacher = t.model.step(torch.from_numpy(block)[None], state.teacher)
