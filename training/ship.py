@@ -35,7 +35,12 @@ def write_card(
 
     with open(run / "train_log.csv", newline="") as f:
         times = [int(r["time"]) for r in csv.DictReader(f) if (r.get("time") or "").isdigit()]
-    wall_h = (max(times) - min(times)) / 3600 if times else float("nan")
+    # the trainer's own clock (it leaves out the gaps of a resumed run); older runs: the log
+    walls = [h["wall_s"] for h in hist if "wall_s" in h]
+    if walls:
+        wall_h = max(walls) / 3600
+    else:
+        wall_h = (max(times) - min(times)) / 3600 if times else float("nan")
     lines = [
         f"# Model card: `{name}`",
         "",
@@ -62,7 +67,8 @@ def write_card(
         f"Shipped checkpoint: the best validation score (PESQ + 0.1 x SI-SDR) at step "
         f"{m.get('step')} of {cfg.get('steps')} (batch {cfg.get('batch_size')} x "
         f"{cfg.get('data', {}).get('seconds')} s, AdamW lr {cfg.get('lr')} with warm-up and "
-        f"cosine decay), {wall_h:.2f} h of wall time on {hardware} (from the training log).",
+        f"cosine decay), {wall_h:.2f} h of training time on {hardware}"
+        " (from the run's history).",
         *(
             [f"Training started from the weights of `{cfg['init']}` (the model shipped then)."]
             if cfg.get("init")
