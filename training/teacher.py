@@ -485,6 +485,17 @@ def plot_history(run: Path, dest: Path) -> Path:
     )
     ax[1].axhline(1 / (1 + cfg["num_negatives"]), color="grey", ls="--", label="chance")
     ax[1].set(xlabel="step", ylabel="masked-frame accuracy")
+    if all("valid_distil" in h for h in hist) and hist:  # distillation: on a second axis
+        twin = ax[0].twinx()
+        twin.plot(
+            [h["step"] for h in hist],
+            [h["valid_distil"] for h in hist],
+            "s--",
+            color="tab:red",
+            label="distillation (validation)",
+        )
+        twin.set_ylabel("distillation loss")
+        twin.legend(loc="lower left")
     for a in ax:
         a.grid(alpha=0.3)
         a.legend()
