@@ -3,6 +3,9 @@
     python scripts/ssl_table.py real-valid=runs/eval-real-valid-all \
         real-test=runs/eval-real-test-all test=runs/eval-test-all [--models kd,pretrain,fusion]
 
+A model may be given as LABEL=NAME for reports that scored it under another name (its
+checkpoint path before it was shipped): ``fusion=runs/fusion-real/best.safetensors``.
+
 Reads the ``paired`` block of each ``hushlab eval --paired baseline`` report (summary.json) and
 prints one Markdown table: per split, SNR and model, the mean difference from the baseline on
 the same mixtures with its 95 % paired-bootstrap interval (* = the interval excludes 0).
@@ -39,11 +42,13 @@ def table(reports: list[tuple[str, Path]], models: list[str]) -> str:
         diffs = paired["differences"]
         for snr in s["meta"]["snrs"]:
             key = f"{snr:+.0f}"  # as reports name SNRs: -5, +0, +5
-            for m in models:
-                if m not in diffs:
-                    raise SystemExit(f"{folder}: no paired scores of {m}")
-                cells = " | ".join(cell(diffs[m][key][k], n) for k, _, n in METRICS)
-                lines.append(f"| {split} | {key} | {m} | {cells} |")
+            for spec in models:
+                label, _, alias = spec.partition("=")
+                name = label if label in diffs else alias
+                if name not in diffs:
+                    raise SystemExit(f"{folder}: no paired scores of {label}")
+                cells = " | ".join(cell(diffs[name][key][k], n) for k, _, n in METRICS)
+                lines.append(f"| {split} | {key} | {label} | {cells} |")
     return "\n".join(lines)
 
 

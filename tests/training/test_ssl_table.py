@@ -45,3 +45,8 @@ def test_table_refuses_a_report_without_the_baseline_pairing(tmp_path):
         mod.table([("test", _report(tmp_path / "r", reference="noisy"))], ["kd"])
     with pytest.raises(SystemExit, match="no paired scores of fusion"):
         mod.table([("test", _report(tmp_path / "s"))], ["fusion"])
+
+
+def test_a_model_scored_under_its_checkpoint_path_gets_its_label(tmp_path):
+    out = _module().table([("real-valid", _report(tmp_path / "r"))], ["distilled=kd"])
+    assert "| real-valid | -5 | distilled |" in out
