@@ -99,6 +99,7 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
     def start(self) -> None:
         if self._loading:
             return
+        self._view_mode_changed()  # titles for what is about to play (arguments may change it)
         specs = self._specs()
         self.busy.setVisible(True)
         self.start_button.setEnabled(False)
@@ -221,6 +222,7 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
         self.select(1 - cur if cur in (0, 1) else 0)
 
     def _models_changed(self, *_):
+        self._view_mode_changed()  # the A/B views' titles name the chosen models
         if self.engine is None or self.blind is not None:
             return
         specs = self._specs()

@@ -161,6 +161,16 @@ def test_a_against_b_views(qtbot, window):
     assert window.view_in.getPlotItem().titleLabel.text == "input"
 
 
+def test_a_b_titles_follow_the_chosen_models(qtbot, window):
+    window.view_combo.setCurrentIndex(1)  # A / B before starting
+    window.combo_b.set_spec("kd")  # as --model-b does: no user activation
+    _wait_running(qtbot, window)
+    assert window.view_out.getPlotItem().titleLabel.text == "B: kd"
+    window.combo_b.set_spec("bypass")
+    window.combo_b.activated.emit(window.combo_b.currentIndex())  # the user picks another
+    assert window.view_out.getPlotItem().titleLabel.text == "B: bypass"
+
+
 def test_b_follows_a_training_run(qtbot, window, tmp_path):
     import torch
 
