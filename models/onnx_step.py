@@ -40,45 +40,52 @@ def onnx_initial_state(model) -> list[np.ndarray]:
     return [t.numpy().copy() for t in LeanStep.state_shapes_of(model)]
 
 
+def export_cached(module, args: tuple, path: Path, names_in, names_out) -> Path:
+    """Export ``module`` at ``args`` to ``path`` (ONNX opset 17) unless it exists: under one
+    lock, through a temp file of its own (two processes exporting on a cold cache never share
+    one), renamed into place when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _EXPORT_LOCK:
+        if path.exists():
+            return path
+        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.onnx", dir=path.parent)
+        os.close(fd)
+        with torch.no_grad(), warnings.catch_warnings():
+            # the exporter's advice on LSTM batch sizes and traced shape checks: the steps are
+            # exported for batch 1 with their states as inputs, which is what the advice asks for
+            warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            torch.onnx.export(
+                module,
+                args,
+                tmp,
+                input_names=list(names_in),
+                output_names=list(names_out),
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(tmp, path)
+    return path
+
+
 def export_onnx(model, cache_dir=None) -> Path:
     """Export the one-frame step (``models/step_graph.LeanStep``) to ONNX (opset 17), cached by
     a digest of config and weights."""
     from models.step_graph import LeanStep
 
     cache = Path(cache_dir) if cache_dir else onnx_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"gcrn-lean-{weights_digest(model)}.onnx"
-    with _EXPORT_LOCK:
-        if path.exists():
-            return path
-        was_training = model.training
-        wrapper = LeanStep(model)
-        model.train(was_training)
-        st = wrapper.init_state()
-        frame = torch.zeros(1, 2, 1, model.config.n_fft // 2 + 1)
-        extra = [torch.zeros(1, 1, model.config.ssl_dim)] if wrapper.fusion else []
-        names_in = ["frame"] + ["ssl"] * bool(extra) + [f"s{i}" for i in range(len(st))]
-        names_out = ["out"] + [f"s{i}_out" for i in range(len(st))]
-        # a name of its own: two processes exporting on a cold cache never share a temp file
-        fd, tmp_name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.onnx", dir=cache)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        with torch.no_grad(), warnings.catch_warnings():
-            # the exporter's advice on LSTM batch sizes and traced shape checks: the step is
-            # exported for batch 1 with its states as inputs, which is what the advice asks for
-            warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            torch.onnx.export(
-                wrapper,
-                (frame, *extra, *st),
-                str(tmp),
-                input_names=names_in,
-                output_names=names_out,
-                opset_version=17,
-                dynamo=False,
-            )
-        os.replace(tmp, path)
-    return path
+    if path.exists():
+        return path
+    was_training = model.training
+    wrapper = LeanStep(model)
+    model.train(was_training)
+    st = wrapper.init_state()
+    frame = torch.zeros(1, 2, 1, model.config.n_fft // 2 + 1)
+    extra = [torch.zeros(1, 1, model.config.ssl_dim)] if wrapper.fusion else []
+    names_in = ["frame"] + ["ssl"] * bool(extra) + [f"s{i}" for i in range(len(st))]
+    names_out = ["out"] + [f"s{i}_out" for i in range(len(st))]
+    return export_cached(wrapper, (frame, *extra, *st), path, names_in, names_out)
 
 
 def export_onnx_int8(model, cache_dir=None) -> Path:

@@ -11,9 +11,6 @@ step beyond the context length (``tests/models/test_teacher_step.py``).
 
 from __future__ import annotations
 
-import os
-import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -87,31 +84,20 @@ class TeacherStep(nn.Module):
 
 def export_teacher_step(teacher, cache_dir: Path) -> Path:
     """The ONNX graph of ``teacher``'s step at its layer (cached by digest and layer)."""
-    from models.onnx_step import _EXPORT_LOCK
+    from models.onnx_step import export_cached
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"teacher-step-{teacher.digest[:16]}-L{teacher.layer}.onnx"
-    with _EXPORT_LOCK:
-        if path.exists():
-            return path
-        step = TeacherStep(teacher).eval()
-        st = step.init_state()
-        names = ["tail", "pos", "keys", "values", "filled"]
-        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.onnx", dir=cache_dir)
-        os.close(fd)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            torch.onnx.export(
-                step,
-                (torch.zeros(1, HOP), *st),
-                tmp,
-                input_names=["block", *names],
-                output_names=["embedding", *[n + "_out" for n in names]],
-                opset_version=17,
-                dynamo=False,
-            )
-        os.replace(tmp, path)
-    return path
+    path = Path(cache_dir) / f"teacher-step-{teacher.digest[:16]}-L{teacher.layer}.onnx"
+    if path.exists():
+        return path
+    step = TeacherStep(teacher).eval()
+    names = ["tail", "pos", "keys", "values", "filled"]
+    return export_cached(
+        step,
+        (torch.zeros(1, HOP), *step.init_state()),
+        path,
+        ["block", *names],
+        ["embedding", *[n + "_out" for n in names]],
+    )
 
 
 def teacher_initial_state(teacher) -> list[np.ndarray]:

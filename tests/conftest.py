@@ -145,3 +145,21 @@ def tiny_teacher_config(corpus, out, **kw):
         progress=False,
     )
     return TeacherConfig(**{**base, **kw})
+
+
+def tiny_causal_teacher(root, context: int, layer: int | None = None):
+    """A tiny untrained streaming teacher saved under ``root/teacher``, with statistics."""
+    import torch
+    from transformers import Wav2Vec2Config
+
+    from models.causal_teacher import CausalWav2Vec2Model, make_causal_config
+    from models.teacher import Teacher
+
+    torch.manual_seed(0)
+    CausalWav2Vec2Model(
+        make_causal_config(Wav2Vec2Config(**TINY_TEACHER), context)
+    ).save_pretrained(root / "teacher")
+    teacher = Teacher(root / "teacher", layer=layer, cache_dir=root / "cache")
+    rng = np.random.default_rng(0)
+    teacher.compute_stats([rng.standard_normal(8000).astype(np.float32) for _ in range(4)], False)
+    return teacher

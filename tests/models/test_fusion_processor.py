@@ -10,12 +10,11 @@ from transformers import Wav2Vec2Config
 
 from dsp.errors import UserError
 from dsp.stft import DEFAULT_GEOMETRY, StreamingIstft, stft
-from models.causal_teacher import CausalWav2Vec2Model, make_causal_config
 from models.checkpoint import save_checkpoint
 from models.gcrn import GCRN, GCRNConfig
 from models.processor import load_processor
 from models.teacher import Teacher
-from tests.conftest import TINY_TEACHER, speechlike
+from tests.conftest import TINY_TEACHER, speechlike, tiny_causal_teacher
 
 G = DEFAULT_GEOMETRY
 
@@ -23,13 +22,7 @@ G = DEFAULT_GEOMETRY
 @pytest.fixture(scope="module")
 def fusion(tmp_path_factory):
     root = tmp_path_factory.mktemp("fusion")
-    torch.manual_seed(0)
-    CausalWav2Vec2Model(make_causal_config(Wav2Vec2Config(**TINY_TEACHER), 16)).save_pretrained(
-        root / "teacher"
-    )
-    teacher = Teacher(root / "teacher", cache_dir=root / "cache")
-    rng = np.random.default_rng(0)
-    teacher.compute_stats([rng.standard_normal(8000).astype(np.float32) for _ in range(4)], False)
+    teacher = tiny_causal_teacher(root, 16)
     model = GCRN(GCRNConfig(channels=(8, 8, 8, 8, 16), ssl_dim=32, fusion=True)).eval()
     for h in model.heads:
         torch.nn.init.normal_(h.weight, std=0.05)

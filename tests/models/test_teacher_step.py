@@ -3,25 +3,15 @@
 import numpy as np
 import pytest
 import torch
-from transformers import Wav2Vec2Config
 
-from models.causal_teacher import HOP, CausalWav2Vec2Model, make_causal_config
-from models.teacher import Teacher
+from models.causal_teacher import HOP
 from models.teacher_step import TeacherStep, export_teacher_step, teacher_initial_state
-from tests.conftest import TINY_TEACHER
+from tests.conftest import tiny_causal_teacher
 
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tstep")
-    torch.manual_seed(0)
-    CausalWav2Vec2Model(make_causal_config(Wav2Vec2Config(**TINY_TEACHER), 8)).save_pretrained(
-        root / "teacher"
-    )
-    t = Teacher(root / "teacher", layer=1, cache_dir=root / "cache")
-    rng = np.random.default_rng(0)
-    t.compute_stats([rng.standard_normal(8000).astype(np.float32) for _ in range(3)], False)
-    return t
+    return tiny_causal_teacher(tmp_path_factory.mktemp("tstep"), 8, layer=1)
 
 
 def _reference(teacher, blocks):
