@@ -11,6 +11,14 @@ manifest and validation files and leaves room for them.
 
 Units are folders two levels under speech/ and noise/ (one per split and source) and the
 top-level files; they are placed largest first into the first pack with room.
+
+Shipped weights are most of the tracked tree (15 MB each) and would travel with every call. Name
+the ones the run needs with ``--restore`` (they go into the packs, and ``gpu_train.sh`` puts them
+back at their paths) and the ones it does not with ``--away``; neither is counted as tree, so
+take both out of the work tree while the calls run (``git checkout -- models`` brings them back):
+
+    python scripts/gpu_pack.py .gpudata/corpus --restore models/shipped/baseline \
+        --away models/shipped models/teachers
 """
 
 from __future__ import annotations
@@ -38,11 +46,18 @@ def tree_bytes(path: Path) -> int:
     return _member_bytes(path) + sum(_member_bytes(p) for p in path.rglob("*"))
 
 
-def tracked_bytes(repo: Path) -> int:
+def tracked_bytes(repo: Path, away: list[str] = ()) -> int:
+    """Bytes of the tracked files that travel with every call: those under ``away`` do not."""
     names = subprocess.run(
         ["git", "ls-files", "-z"], cwd=repo, check=True, capture_output=True
     ).stdout.split(b"\0")
-    return sum((repo / n.decode()).stat().st_size for n in names if n)
+    prefixes = tuple(a.rstrip("/") + "/" for a in away)
+    return sum(
+        (repo / n.decode()).stat().st_size
+        for n in names
+        if n and not (n.decode() + "/").startswith(prefixes) and not n.decode().startswith(prefixes)
+        and (repo / n.decode()).exists()
+    )
 
 
 def units(corpus: Path) -> tuple[list[Path], list[Path]]:
@@ -58,8 +73,12 @@ def units(corpus: Path) -> tuple[list[Path], list[Path]]:
     return train, last
 
 
-def plan(corpus: Path, budget: int, last_budget: int) -> list[list[Path]]:
+def plan(
+    corpus: Path, budget: int, last_budget: int, extra: list[Path] = ()
+) -> list[list[Path]]:
+    """Packs of units (``extra``: repository paths placed like training units)."""
     train, last = units(corpus)
+    train = train + list(extra)
     packs: list[list[Path]] = [[]]
     room = [last_budget - sum(tree_bytes(u) for u in last)]
     if room[0] < 0:
@@ -85,11 +104,14 @@ def main(argv=None) -> int:
     p.add_argument("corpus", type=Path, help="a slice made by 'hushlab corpus subset'")
     p.add_argument("--wheels", type=Path, default=Path(".whl"), help="carried by the last call")
     p.add_argument("--margin-mb", type=float, default=0.5, help="left free in every call")
+    p.add_argument("--restore", nargs="*", default=[], help="repository paths the run needs")
+    p.add_argument("--away", nargs="*", default=[], help="repository paths that stay home")
     a = p.parse_args(argv)
     repo = Path.cwd()
-    budget = CALL_LIMIT - tracked_bytes(repo) - int(a.margin_mb * 1e6)
+    budget = CALL_LIMIT - tracked_bytes(repo, a.away + a.restore) - int(a.margin_mb * 1e6)
     wheels = tree_bytes(a.wheels) if a.wheels.exists() else 0
-    packs = plan(a.corpus, budget, budget - wheels)
+    restore = [Path(r) for r in a.restore]
+    packs = plan(a.corpus, budget, budget - wheels, restore)
     out = a.corpus.parent
     for old in out.glob("pack*.tar"):
         old.unlink()
@@ -97,7 +119,8 @@ def main(argv=None) -> int:
         path = out / f"pack{i}.tar"
         with tarfile.open(path, "w") as tar:
             for m in members:
-                tar.add(m, arcname=str(m.relative_to(out)))
+                name = f"restore/{m}" if m in restore else str(m.relative_to(out))
+                tar.add(m, arcname=name)
         print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, {len(members)} parts")
     print(
         f"room per call: {budget / 1e6:.1f} MB; send pack1..pack{len(packs) - 1} in calls of "

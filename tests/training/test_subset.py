@@ -192,3 +192,39 @@ def test_subset_carries_the_real_valid_mixtures(mini_corpus, tmp_path):
             a, _ = render_mixture(m, dst)
             b, _ = render_mixture(f, src)
             np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_gpu_pack_restore_and_away(fake_corpus, tmp_path, monkeypatch):
+    """Weights named with --restore ride in the packs under restore/<path>; --away and --restore
+    paths are not counted as tree that travels with every call."""
+    import importlib.util
+    import subprocess
+    import tarfile
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "gpu_pack", Path(__file__).parents[2] / "scripts" / "gpu_pack.py"
+    )
+    gp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gp)
+    repo = tmp_path / "repo"
+    (repo / "models" / "shipped" / "a").mkdir(parents=True)
+    (repo / "models" / "shipped" / "a" / "model.safetensors").write_bytes(b"w" * 300_000)
+    (repo / "models" / "shipped" / "b.bin").write_bytes(b"x" * 200_000)
+    (repo / "code.py").write_text("print(1)\n")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "."], cwd=repo, check=True)
+    assert gp.tracked_bytes(repo) == 500_009
+    assert gp.tracked_bytes(repo, ["models/shipped"]) == 9
+    assert gp.tracked_bytes(repo, ["models/shipped/a/model.safetensors"]) == 200_009
+    slice_ = repo / ".gpudata" / "corpus"
+    C.subset(fake_corpus, slice_, 48 / 3600, 60 / 3600, valid_pairs=3)
+    monkeypatch.chdir(repo)
+    gp.main([str(slice_), "--restore", "models/shipped/a/model.safetensors",
+             "--away", "models/shipped"])
+    names = set()
+    for pack in sorted((repo / ".gpudata").glob("pack*.tar")):
+        with tarfile.open(pack) as tar:
+            names |= set(tar.getnames())
+    assert "restore/models/shipped/a/model.safetensors" in names
+    assert "corpus/manifest.jsonl" in names
