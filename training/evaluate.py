@@ -133,8 +133,9 @@ def reusable_rows(
     reports: list, specs: list[str], mixes: list[dict], meta: dict, dnsmos: bool
 ) -> tuple[list[dict], list[str]]:
     """Rows of ``specs`` taken from earlier report folders that scored the same processors
-    (same name and, for checkpoints, the same file content) on the same mixtures with the
-    metrics asked for now; returns them and the specs still to score."""
+    (same name and, for checkpoints, the same weights - also under another name: a checkpoint
+    path before it was shipped) on the same mixtures with the metrics asked for now; returns
+    them and the specs still to score."""
     need = {m["id"] for m in mixes}
     rows: list[dict] = []
     done: set[str] = set()
@@ -156,10 +157,13 @@ def reusable_rows(
             if spec in done:
                 continue
             digest = meta["digests"][spec]
-            if old_digests.get(spec, spec) != digest:
+            src = spec if old_digests.get(spec, spec) == digest else None
+            if src is None and digest.startswith("weights:"):
+                src = next((k for k, d in old_digests.items() if d == digest), None)
+            if src is None:
                 log.info("%s: not in %s or another file (%s); scoring it", spec, folder, digest)
                 continue
-            got = {r["id"]: r for r in old if r["processor"] == spec and r["id"] in need}
+            got = {r["id"]: r for r in old if r["processor"] == src and r["id"] in need}
             if len(got) < len(need) or (
                 dnsmos and any(r.get("dnsmos_ovrl") in ("", None) for r in got.values())
             ):
@@ -173,7 +177,8 @@ def reusable_rows(
                     row["reasons"] = r["reasons"]
                 rows.append(row)
             done.add(spec)
-            log.info("%s: %d scores reused from %s", spec, len(got), folder)
+            alias = f" (scored there as {src})" if src != spec else ""
+            log.info("%s: %d scores reused from %s%s", spec, len(got), folder, alias)
     return rows, [s for s in specs if s not in done]
 
 

@@ -17,6 +17,10 @@ from pathlib import Path
 from models.checkpoint import SHIPPED_DIR, load_checkpoint, read_metadata
 
 
+def _is_path(spec: str) -> bool:
+    return "/" in spec or spec.endswith(".safetensors")
+
+
 def write_card(
     run: Path,
     name: str,
@@ -70,7 +74,10 @@ def write_card(
         f"cosine decay), {wall_h:.2f} h of training time on {hardware}"
         " (from the run's history).",
         *(
-            [f"Training started from the weights of `{cfg['init']}` (the model shipped then)."]
+            [
+                f"Training started from the weights of `{cfg['init']}`"
+                + (" (a file)." if _is_path(cfg["init"]) else " (the model shipped then).")
+            ]
             if cfg.get("init")
             else []
         ),

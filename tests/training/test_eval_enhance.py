@@ -69,6 +69,15 @@ def test_eval_reports_and_reuses_earlier_scores(mini_corpus, tmp_path, capsys):
     assert _report(again)["meta"]["scored"] == []
     assert _flat(_report(again)["summary"]) == pytest.approx(_flat(s), rel=1e-6)
 
+    copy = tmp_path / "shipped.safetensors"  # the same weights under another name: reused
+    shutil.copyfile(ck, copy)
+    renamed = ["eval", "noisy", str(copy), *base[3:]]
+    assert main(renamed + ["--out", str(tmp_path / "renamed"), "--reuse", str(first)]) == 0
+    assert _report(tmp_path / "renamed")["meta"]["scored"] == []
+    assert _flat(_report(tmp_path / "renamed")["summary"], str(copy)) == pytest.approx(
+        {(str(copy), *k[1:]): v for k, v in _flat(s, str(ck)).items()}, rel=1e-6
+    )
+
     _checkpoint(ck, 1)  # retrained at the same path: scored again, the others reused
     third = tmp_path / "third"
     assert main(base + ["--out", str(third), "--reuse", str(first)]) == 0
