@@ -55,7 +55,9 @@ def tracked_bytes(repo: Path, away: list[str] = ()) -> int:
     return sum(
         (repo / n.decode()).stat().st_size
         for n in names
-        if n and not (n.decode() + "/").startswith(prefixes) and not n.decode().startswith(prefixes)
+        if n
+        and not (n.decode() + "/").startswith(prefixes)
+        and not n.decode().startswith(prefixes)
         and (repo / n.decode()).exists()
     )
 
@@ -73,9 +75,7 @@ def units(corpus: Path) -> tuple[list[Path], list[Path]]:
     return train, last
 
 
-def plan(
-    corpus: Path, budget: int, last_budget: int, extra: list[Path] = ()
-) -> list[list[Path]]:
+def plan(corpus: Path, budget: int, last_budget: int, extra: list[Path] = ()) -> list[list[Path]]:
     """Packs of units (``extra``: repository paths placed like training units)."""
     train, last = units(corpus)
     train = train + list(extra)

@@ -220,8 +220,9 @@ def test_gpu_pack_restore_and_away(fake_corpus, tmp_path, monkeypatch):
     slice_ = repo / ".gpudata" / "corpus"
     C.subset(fake_corpus, slice_, 48 / 3600, 60 / 3600, valid_pairs=3)
     monkeypatch.chdir(repo)
-    gp.main([str(slice_), "--restore", "models/shipped/a/model.safetensors",
-             "--away", "models/shipped"])
+    gp.main(
+        [str(slice_), "--restore", "models/shipped/a/model.safetensors", "--away", "models/shipped"]
+    )
     names = set()
     for pack in sorted((repo / ".gpudata").glob("pack*.tar")):
         with tarfile.open(pack) as tar:
