@@ -51,14 +51,12 @@ def tracked_bytes(repo: Path, away: list[str] = ()) -> int:
     names = subprocess.run(
         ["git", "ls-files", "-z"], cwd=repo, check=True, capture_output=True
     ).stdout.split(b"\0")
-    prefixes = tuple(a.rstrip("/") + "/" for a in away)
+    prefixes = tuple(a.rstrip("/") + "/" for a in away)  # a folder, or a file itself
+    paths = [n.decode() for n in names if n]
     return sum(
-        (repo / n.decode()).stat().st_size
-        for n in names
-        if n
-        and not (n.decode() + "/").startswith(prefixes)
-        and not n.decode().startswith(prefixes)
-        and (repo / n.decode()).exists()
+        (repo / n).stat().st_size
+        for n in paths
+        if not (n + "/").startswith(prefixes) and (repo / n).exists()
     )
 
 

@@ -34,7 +34,7 @@ mount -o remount,size=32G /dev/shm 2>/dev/null || true
     | tee /tmp/machine.txt
 if [ "$command" = train ]; then corpus=data.corpus=.gpudata/corpus; else corpus=corpus=.gpudata/corpus; fi
 
-run_one() {  # config -> trains into /tmp/hushlab-run/<name>, logs to $out/<name>.log
+run_one() {  # config -> trains into /tmp/hushlab-run/<name>, logs to /tmp/<name>.log
     local config=$1 name rc
     shift
     name=$(basename "$config" .toml)

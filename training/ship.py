@@ -14,11 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from models.checkpoint import SHIPPED_DIR, load_checkpoint, read_metadata
-
-
-def _is_path(spec: str) -> bool:
-    return "/" in spec or spec.endswith(".safetensors")
+from models.checkpoint import SHIPPED_DIR, load_checkpoint, read_metadata, shipped_models
 
 
 def write_card(
@@ -45,6 +41,7 @@ def write_card(
         wall_h = max(walls) / 3600
     else:
         wall_h = (max(times) - min(times)) / 3600 if times else float("nan")
+    shipped = shipped_models()
     lines = [
         f"# Model card: `{name}`",
         "",
@@ -76,7 +73,7 @@ def write_card(
         *(
             [
                 f"Training started from the weights of `{cfg['init']}`"
-                + (" (a file)." if _is_path(cfg["init"]) else " (the model shipped then).")
+                + (" (the model shipped then)." if cfg["init"] in shipped else " (a file).")
             ]
             if cfg.get("init")
             else []
