@@ -2,13 +2,14 @@
 """How fast the GCRN trains on this machine, by batch size and precision: a probe to size a
 time-boxed GPU run before spending the box on it.
 
-    python scripts/gpu_probe.py [--batches 32,64,128,256] [--steps 20] [--seconds 4]
+    python scripts/gpu_probe.py [--batches 32,64,128,256] [--steps 20] [--seconds 4] [--corpus DIR]
 
 Runs the baseline's training step (``BaselineHook.compute_loss``: STFT, forward, enhancement
 loss, backward, AdamW) on random audio - the cost does not depend on the data - and prints
 steps/s and hours of audio per minute for each batch size, in fp32 (TF32 matmuls, as
-``hushlab train`` runs on CUDA) and with bf16 autocast. The data loader is not part of it: one
-CPU core mixes a 4 s training example in about 7 ms.
+``hushlab train`` runs on CUDA) and with bf16 autocast. The data loader is not part of it;
+``--corpus`` times it apart: how long one CPU core takes to mix one training example (the
+baseline-real recipe's mixing), so that the loader's cores can be sized to the step rate.
 """
 
 from __future__ import annotations
@@ -54,11 +55,30 @@ def probe(batch: int, steps: int, seconds: float, device, bf16: bool) -> float:
     return steps / (time.perf_counter() - t)
 
 
+def loader_ms(corpus: str, seconds: float, n: int = 64) -> float:
+    """Milliseconds one core takes to mix one training example from ``corpus``."""
+    from training.data import DataConfig, TrainMixtures
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = DataConfig(corpus=corpus, seconds=seconds, real_speech_share=0.6)
+        ds = TrainMixtures(cfg, n + 1, seed=0)
+        ds[0]  # file index, caches
+        t = time.perf_counter()
+        for i in range(1, n + 1):
+            ds[i]
+        return (time.perf_counter() - t) / n * 1000
+    finally:
+        torch.set_num_threads(threads)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", default="32,64,128,256")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--corpus", default="", help="also time the data loader on this corpus")
     a = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
@@ -78,6 +98,9 @@ def main(argv=None) -> int:
                 continue
             hours = sps * 60 * b * a.seconds / 3600
             print(f"| {b} | {'bf16' if bf16 else 'fp32'} | {sps:.2f} | {hours:.1f} |", flush=True)
+    if a.corpus:
+        ms = loader_ms(a.corpus, a.seconds)
+        print(f"loader: {ms:.1f} ms per {a.seconds:g} s training example on one core")
     return 0
 
 

@@ -4,12 +4,17 @@ import importlib.util
 from pathlib import Path
 
 
-def test_probe_prints_a_row_per_batch_and_precision(capsys):
+def _module():
     spec = importlib.util.spec_from_file_location(
         "gpu_probe", Path(__file__).parents[2] / "scripts" / "gpu_probe.py"
     )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_probe_prints_a_row_per_batch_and_precision(capsys):
+    mod = _module()
     assert mod.main(["--batches", "1,2", "--steps", "1", "--seconds", "0.5"]) == 0
     rows = [
         r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and "|---" not in r
@@ -24,3 +29,11 @@ def test_probe_prints_a_row_per_batch_and_precision(capsys):
     ]
     for _, _, sps, hours in body:
         assert float(sps) > 0 and float(hours) > 0
+
+
+def test_probe_times_the_loader_on_a_corpus(mini_corpus, capsys):
+    mod = _module()
+    args = ["--batches", "1", "--steps", "1", "--seconds", "0.5", "--corpus", str(mini_corpus)]
+    assert mod.main(args) == 0
+    line = [r for r in capsys.readouterr().out.splitlines() if r.startswith("loader:")]
+    assert len(line) == 1 and float(line[0].split()[1]) > 0
