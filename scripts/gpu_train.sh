@@ -52,27 +52,46 @@ run_one() {  # config -> trains into /tmp/hushlab-run/<name>, logs to /tmp/<name
     return $rc
 }
 
+collect() {  # every run's weights and logs -> $OUT (also what a run saved before a time limit)
+    local c name run f files
+    for c in "${configs[@]}"; do
+        name=$(basename "$c" .toml)
+        run=/tmp/hushlab-run/$name
+        for f in best latest; do
+            [ -f $run/$f.safetensors ] && cp $run/$f.safetensors "$out/$name.$f.safetensors"
+        done
+        cp /tmp/$name.log $run/train.log 2>/dev/null
+        cp /tmp/machine.txt $run/ 2>/dev/null
+        files=()
+        for f in history.jsonl train_log.csv config.json train.log machine.txt pretraining.png; do
+            [ -f $run/$f ] && files+=("$f")
+        done
+        [ -d $run/teacher ] && files+=(teacher/config.json teacher/model.safetensors teacher/preprocessor_config.json)
+        [ ${#files[@]} -gt 0 ] && tar -cf "$out/$name.tar" -C $run "${files[@]}"
+        echo "== $name"
+        tail -5 /tmp/$name.log 2>/dev/null
+        tail -3 $run/train_log.csv 2>/dev/null
+        cat $run/history.jsonl 2>/dev/null
+    done
+}
+
 pids=()
+# A time limit on this script (`timeout`) ends the runs and still returns what they saved: a
+# run's time box counts from its own start, not from the call's, so unpacking and start-up can
+# push the whole call past the limit.
+stop_runs() {  # each run's shell first (so it does not retry), then its trainer
+    local p kids
+    for p in "${pids[@]}"; do
+        kids=$(pgrep -P "$p")
+        kill "$p" 2>/dev/null
+        [ -n "$kids" ] && kill $kids 2>/dev/null
+    done
+    sleep 2
+}
+trap 'echo "time limit: stopping the runs, returning what they saved"; stop_runs; collect; exit 124' TERM INT
 for c in "${configs[@]}"; do run_one "$c" "$@" & pids+=($!); done
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
-
-for c in "${configs[@]}"; do
-    name=$(basename "$c" .toml)
-    run=/tmp/hushlab-run/$name
-    for f in best latest; do [ -f $run/$f.safetensors ] && cp $run/$f.safetensors "$out/$name.$f.safetensors"; done
-    cp /tmp/$name.log $run/train.log 2>/dev/null
-    cp /tmp/machine.txt $run/ 2>/dev/null
-    files=()
-    for f in history.jsonl train_log.csv config.json train.log machine.txt pretraining.png; do
-        [ -f $run/$f ] && files+=("$f")
-    done
-    [ -d $run/teacher ] && files+=(teacher/config.json teacher/model.safetensors teacher/preprocessor_config.json)
-    tar -cf "$out/$name.tar" -C $run "${files[@]}"
-    echo "== $name"
-    tail -5 /tmp/$name.log
-    tail -3 $run/train_log.csv 2>/dev/null
-    cat $run/history.jsonl 2>/dev/null
-done
+collect
 exit $rc
