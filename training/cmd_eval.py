@@ -23,8 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--split",
         default="test",
-        choices=["test", "valid", "real-test", "real-valid"],
-        help="test (default), valid, or the real-recordings splits real-test / real-valid",
+        choices=["test", "valid", "real-test", "real-valid", "real-voices"],
+        help="test (default), valid, or the real-recordings splits real-test / real-valid /"
+        " real-voices (real-valid's speakers under interfering talkers)",
     )
     p.add_argument(
         "-n",

@@ -186,6 +186,19 @@ def build(cfg: CorpusConfig) -> Path:
             lambda: corpus_plan.plan_real_noise(cfg, root, random.Random(cfg.seed + 4), extra=True),
             cfg.workers,
         )
+        rows += _stage(
+            root,
+            "real_voices",
+            lambda: corpus_real.plan_voice_noise(
+                root,
+                {
+                    d: corpus_real.voice_lines(corpus_plan.unpacked(d), d)
+                    for d in corpus_real.VOICE_NOISE_DEBS
+                },
+                random.Random(cfg.seed + 5),
+            ),
+            cfg.workers,
+        )
     manifest = root / "manifest.jsonl"
     tmp = manifest.with_suffix(".part")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -286,7 +299,12 @@ def summary_markdown(s: dict) -> str:
     lines += [
         "",
         f"Speakers are counted per split ({' / '.join(cols)}); a TTS voice or a time-warped "
-        "copy counts as a voice of its source.",
+        "copy counts as a voice of its source."
+        + "".join(
+            f" {a} mixes {b}'s speakers with its own noise."
+            for a, b in corpus_real.SPEECH_SPLIT.items()
+            if a in cols
+        ),
         f"Voices per split: {s['voices']}; test voices never heard in training: "
         f"{s['unseen_test_voices']}.",
         f"Noise families (train): {len(s['noise_families'].get('train', []))}; "

@@ -9,7 +9,10 @@ with natural pauses. Real noise: more Debian game data (``widelands-data`` for t
 Two extra splits test generalisation to what no training choice has seen:
 ``real-valid`` and ``real-test`` hold *whole speakers* whose language training never hears and
 *whole noise packages* that training never sees. Checkpoints are chosen on ``real-valid``;
-``real-test`` is scored once, after the choice.
+``real-test`` is scored once, after the choice. A third, ``real-voices``, pairs the
+``real-valid`` speakers with interfering talkers from a package no other split uses (the voice
+lines of ``warzone2100-data``): ``real-valid`` holds no voices among its noise, and half of
+``real-test``'s noise is voices, so recipes for interfering talkers are decided there.
 
 Reserved packages (``RESERVED_PREFIXES``) feed an independent check and are never used.
 """
@@ -26,7 +29,9 @@ from dsp.audio_io import load_audio
 from dsp.errors import UserError
 
 SR = 16000
-REAL_SPLITS = ("real-valid", "real-test")
+REAL_SPLITS = ("real-valid", "real-test", "real-voices")
+# Splits whose speech is another split's: real-voices mixes real-valid's speakers with voices.
+SPEECH_SPLIT = {"real-voices": "real-valid"}
 
 # Packages an independent check is built from: never fetched, listed or used by Hushlab.
 RESERVED_PREFIXES = (
@@ -59,6 +64,16 @@ REAL_NOISE_DEBS = {
     "simutrans-pak64": ("real-valid", "Artistic"),
     "freedroidrpg-data": ("real-test", "GPL-2+"),
 }
+# Interfering talkers for real-voices: package -> (zip archive inside it, folders of voice
+# lines in the archive, folders in them that hold sound effects instead).
+VOICE_NOISE_DEBS = {
+    "warzone2100-data": (
+        "usr/share/games/warzone2100/base.wz",
+        ("audio/", "sequenceaudio/"),
+        ("audio/sfx/", "audio/multi/", "audio/radclick/"),
+    ),
+}
+VOICE_SPLIT = "real-voices"
 MIN_SNR_DB = 20.0  # speech level (95th pct of 20 ms frames) over the file's floor (5th pct)
 MIN_BAND_DB = -50.0  # energy 4.5-7.5 kHz relative to 0.3-4 kHz: below it, a narrowband file
 MIN_RATE = 16000
@@ -69,6 +84,11 @@ def check_allowed(package: str) -> str:
     if package.startswith(RESERVED_PREFIXES):
         raise UserError(f"'{package}' is reserved for an independent check and is never used")
     return package
+
+
+def speech_split(split: str) -> str:
+    """The split whose speech files ``split``'s mixtures use (itself but for real-voices)."""
+    return SPEECH_SPLIT.get(split, split)
 
 
 def screen(x: np.ndarray, sr: int = SR) -> dict:
@@ -231,3 +251,56 @@ def real_noise_family(path: Path) -> str:
 def is_real_source(source: str) -> bool:
     """Whether a corpus source is real recordings (vs TTS or synthesised noise)."""
     return source not in ("piper", "espeak", "synthetic")
+
+
+def voice_lines(package_dir: Path, package: str) -> list[Path]:
+    """The voice lines of one unpacked ``VOICE_NOISE_DEBS`` package, extracted once from its
+    archive into a folder beside it (sorted paths)."""
+    import zipfile
+
+    archive, keep, drop = VOICE_NOISE_DEBS[package]
+    cache = Path(package_dir) / "hushlab-voice-lines"
+    marker = cache / ".extracted"
+    if not marker.exists():
+        with zipfile.ZipFile(Path(package_dir) / archive) as z:
+            for name in z.namelist():
+                if (
+                    name.lower().endswith((".ogg", ".wav", ".flac"))
+                    and name.startswith(keep)
+                    and not name.startswith(drop)
+                ):
+                    z.extract(name, cache)
+        marker.touch()
+    return sorted(p for p in cache.rglob("*") if p.suffix.lower() in (".ogg", ".wav", ".flac"))
+
+
+def plan_voice_noise(root: Path, lines: dict[str, list[Path]], rng) -> list[dict]:
+    """Noise jobs for ``real-voices``: each package's voice lines shuffled and joined, 3-6 at a
+    time with natural pauses, into clips of an interfering talker (``lines``: package -> files)."""
+    jobs = []
+    for package, files in sorted(lines.items()):
+        source = package.split("-")[0]
+        order = [str(p) for p in files]
+        rng.shuffle(order)
+        i = 0
+        while i < len(order):
+            chunk = order[i : i + rng.randint(3, 6)]
+            i += len(chunk)
+            idx = len(jobs)
+            jobs.append(
+                {
+                    "type": "real_words",
+                    "kind": "noise",
+                    "source": source,
+                    "voice": "voices",
+                    "split": VOICE_SPLIT,
+                    "root": str(root),
+                    "words": chunk,
+                    "min_seconds": 1.0,
+                    "seed": rng.randrange(2**31),
+                    "peak": 0.9,
+                    "path": f"noise/{VOICE_SPLIT}/{source}/voices_{idx:05d}.flac",
+                    "extra": {"lines": len(chunk)},
+                }
+            )
+    return jobs

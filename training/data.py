@@ -95,7 +95,10 @@ def list_sources(cfg: DataConfig, split: str) -> tuple[list[Path], list[Path]]:
 
         root = Path(cfg.corpus) if cfg.corpus else default_corpus_dir()
         rows = load_manifest(root)
-        speech = [root / r["path"] for r in rows if r["kind"] == "speech" and r["split"] == split]
+        from training.corpus_real import speech_split
+
+        sp = speech_split(split)
+        speech = [root / r["path"] for r in rows if r["kind"] == "speech" and r["split"] == sp]
         noise = [root / r["path"] for r in rows if r["kind"] == "noise" and r["split"] == split]
     if cfg.max_files:
         speech, noise = speech[: cfg.max_files], noise[: cfg.max_files]

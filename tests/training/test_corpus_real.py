@@ -56,6 +56,44 @@ def fake_words(tmp_path, monkeypatch):
     return unpacked
 
 
+def _fake_voice_package(folder: Path) -> Path:
+    """An unpacked warzone2100-data: its archive holds 8 voice lines, sound effects and other
+    files."""
+    import zipfile
+
+    archive = folder / R.VOICE_NOISE_DEBS["warzone2100-data"][0]
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    wav = folder / "tmp.wav"
+    with zipfile.ZipFile(archive, "w") as z:
+        for i, name in enumerate(
+            [f"audio/tutorial/tut{i}.wav" for i in range(5)]
+            + [f"sequenceaudio/seq{i}.wav" for i in range(3)]
+            + ["audio/sfx/weapons/gun.wav", "audio/radclick/click.wav", "audio/multi/emp.wav"]
+        ):
+            sf.write(wav, speechlike(1.2, 22050, seed=300 + i).astype(np.float32), 22050)
+            z.write(wav, name)
+        z.writestr("texpages/page.png", b"not audio")
+    wav.unlink()
+    return folder
+
+
+def test_voice_lines_are_the_archives_voices_joined_into_clips(tmp_path):
+    pkg = _fake_voice_package(tmp_path / "wz")
+    lines = R.voice_lines(pkg, "warzone2100-data")
+    assert sorted(p.name for p in lines) == sorted(
+        [f"tut{i}.wav" for i in range(5)] + [f"seq{i}.wav" for i in range(3)]
+    )
+    assert R.voice_lines(pkg, "warzone2100-data") == lines  # extracted once, then reused
+    jobs = R.plan_voice_noise(tmp_path / "c", {"warzone2100-data": lines}, random.Random(0))
+    used = [w for j in jobs for w in j["words"]]
+    assert sorted(used) == sorted(str(p) for p in lines)
+    assert all(3 <= len(j["words"]) <= 6 for j in jobs[:-1]) and jobs[-1]["words"]
+    assert {(j["kind"], j["split"], j["type"]) for j in jobs} == {
+        ("noise", "real-voices", "real_words")
+    }
+    assert R.speech_split("real-voices") == "real-valid" and R.speech_split("test") == "test"
+
+
 def test_reserved_packages_are_refused_and_never_named():
     for name in (
         "asterisk-core-sounds-it-g722",
@@ -71,7 +109,7 @@ def test_reserved_packages_are_refused_and_never_named():
         with pytest.raises(UserError, match="reserved"):
             C.fetch_deb(name, Path("/nonexistent"))
     used = list(C.SPEECH_DEBS) + list(C.NOISE_DEBS) + list(R.REAL_SPEECH_DEBS)
-    used += list(R.REAL_NOISE_DEBS)
+    used += list(R.REAL_NOISE_DEBS) + list(R.VOICE_NOISE_DEBS)
     assert all(R.check_allowed(p) for p in used)
     # nowhere in the tracked sources, outside the list that refuses them
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
@@ -128,6 +166,7 @@ def test_build_with_real_sources_summary_counts(fake_words, tmp_path, monkeypatc
             p.parent.mkdir(parents=True, exist_ok=True)
             sf.write(p, (0.1 * rng.standard_normal(22050 * 2)).astype(np.float32), 22050)
         unpacked_noise[deb] = noise_root / deb
+    unpacked_noise["warzone2100-data"] = _fake_voice_package(noise_root / "wz")
     speech = dict(fake_words)
     monkeypatch.setattr(C.corpus_plan, "unpacked", lambda d: {**speech, **unpacked_noise}[d])
     cfg = C.CorpusConfig(
@@ -161,5 +200,13 @@ def test_build_with_real_sources_summary_counts(fake_words, tmp_path, monkeypatc
     }
     for deb, (split, _) in R.REAL_NOISE_DEBS.items():
         assert noise_splits[deb.split("-")[0]] == split
+    # real-voices: every voice line of the archive once, no sound effect, in no other split
+    voices = [r for r in rows if r["split"] == "real-voices"]
+    assert voices and {(r["kind"], r["source"], r["voice"]) for r in voices} == {
+        ("noise", "warzone2100", "voices")
+    }
+    assert sum(r["extra"]["lines"] for r in voices) == 8
+    assert all(r["source"] != "warzone2100" for r in rows if r["split"] != "real-voices")
     md = (root / "summary.md").read_text()
     assert "real-test h" in md and "| speech | klettres | yes |" in md
+    assert "real-voices h" in md

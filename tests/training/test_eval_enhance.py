@@ -169,6 +169,18 @@ def test_eval_on_the_real_test_split(mini_corpus, tmp_path):
     assert {m["noise"].split("/")[1] for m in mixes} == {"real-test"}
 
 
+def test_eval_on_real_voices_uses_real_valid_speakers_under_other_talkers(mini_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(mini_corpus, corpus)
+    out = tmp_path / "voices"
+    args = ["eval", "noisy", "--corpus", str(corpus), "--split", "real-voices", "-n", "2"]
+    assert main(args + ["--snrs=0", "--workers", "1", "--out", str(out)]) == 0
+    assert _report(out)["summary"]["noisy"]["+0"]["si_sdr"]["n"] == 2
+    mixes = json.loads((corpus / "mixtures" / "real-voices.json").read_text())["mixtures"]
+    assert {m["speech"].split("/")[1] for m in mixes} == {"real-valid"}
+    assert {tuple(m["noise"].split("/")[1:3]) for m in mixes} == {("real-voices", "warzone2100")}
+
+
 def test_enhance_keeps_a_float_file_float(tmp_path):
     x = (speechlike(1.5, 16000) * 12).astype(np.float32)  # peaks well above full scale
     assert np.max(np.abs(x)) > 1.2
