@@ -48,6 +48,10 @@ class DataConfig:
     # (most likely another voice), at -5 to +5 dB against the noise; the clean target stays the
     # main talker. 0 draws nothing (configs without it keep their random streams)
     p_talker: float = 0.0
+    # noise families (``hiss``) or groups (``hedgewars:voices``) left out of training mixtures,
+    # e.g. the speech-like ones (voices, babble, crowd) for a model that never learns to remove
+    # a voice
+    drop_noise: tuple[str, ...] = ()
     real_noise_share: float = 0.6  # of mixtures whose noise is a real recording (corpus)
     # of mixtures whose speech is a real recording (corpus; shared evenly by the real sources);
     # 0: every speech file equally likely
@@ -150,6 +154,19 @@ def real_speech_weights(paths: list[Path], real_share: float) -> np.ndarray | No
         ]
     )
     return w / w.sum()
+
+
+def without_noise(paths: list[Path], drop) -> list[Path]:
+    """``paths`` less the noise files whose group (``source:family``) or family is in ``drop``."""
+    if not drop:
+        return paths
+    drop = set(drop)
+    keep = [
+        p for p in paths if not ({noise_group(p)[0], noise_group(p)[0].split(":")[-1]} & drop)
+    ]
+    if not keep:
+        raise UserError(f"drop_noise {sorted(drop)} leaves no noise file to train on")
+    return keep
 
 
 def balanced_noise_weights(paths: list[Path], real_share: float = 0.6) -> np.ndarray:
@@ -306,6 +323,7 @@ class TrainMixtures(torch.utils.data.Dataset):
         self, cfg: DataConfig, length: int, seed: int = 0, split: str = "train", rank: int = 0
     ):
         speech, noise = list_sources(cfg, split)
+        noise = without_noise(noise, cfg.drop_noise)
         self.speech = AudioPool(speech)
         self.noise = AudioPool(noise)
         self.noise.weights = balanced_noise_weights(self.noise.paths, cfg.real_noise_share)

@@ -134,3 +134,24 @@ def test_interfering_talker_is_noise_and_leaves_other_configs_unchanged(dns_tree
         )
         assert -5.1 <= ratio <= 5.1
         assert not np.allclose(t[: len(target)], target * (t.std() / target.std()), atol=1e-3)
+
+
+def test_drop_noise_leaves_families_or_groups_out_of_training(mini_corpus):
+    from pathlib import Path
+
+    from training.data import without_noise
+
+    paths = [
+        Path("noise/train/hedgewars/voices_00001.flac"),
+        Path("noise/train/hedgewars/music_00002.flac"),
+        Path("noise/train/synthetic/babble_train_0001.flac"),
+        Path("noise/train/synthetic/white_train_0001.flac"),
+    ]
+    assert without_noise(paths, ()) == paths
+    assert without_noise(paths, ["voices", "babble"]) == [paths[1], paths[3]]
+    assert without_noise(paths, ["hedgewars:music"]) == [paths[0], paths[2], paths[3]]
+    with pytest.raises(UserError, match="no noise"):
+        without_noise(paths, ["voices", "babble", "music", "white"])
+    ds = TrainMixtures(DataConfig(corpus=str(mini_corpus), seconds=1.0, drop_noise=("hum",)), 4)
+    assert ds.noise.paths and all("hum" not in p.name for p in ds.noise.paths)
+    assert len(ds.noise.paths) < len(TrainMixtures(DataConfig(corpus=str(mini_corpus)), 4).noise.paths)
