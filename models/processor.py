@@ -15,6 +15,7 @@ streaming path.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,12 @@ from models.peers import (  # noqa: F401  (re-exported)
     RNNoiseProcessor,
     available_peers,
 )
-from models.stream_base import Bypass, Processor, ProcessorUnavailable  # noqa: F401
+from models.stream_base import (  # noqa: F401
+    AttenuationLimit,
+    Bypass,
+    Processor,
+    ProcessorUnavailable,
+)
 
 log = logging.getLogger(__name__)
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -206,7 +212,15 @@ def load_processor(
     backend: str = "auto",
     bypass_like: Processor | None = None,
 ) -> Processor:
-    """'bypass', 'rnnoise', 'deepfilternet3', a shipped model name, or a checkpoint path."""
+    """'bypass', 'rnnoise', 'deepfilternet3', a shipped model name, or a checkpoint path;
+    '@limN' after any of them limits its suppression to N dB (:class:`AttenuationLimit`)."""
+    limited = re.fullmatch(r"(.+)@lim([0-9.]+)", spec)
+    if limited:
+        try:
+            limit = float(limited[2])
+        except ValueError:
+            raise UserError(f"{spec}: '@lim' takes a number of dB, e.g. @lim12") from None
+        return AttenuationLimit(load_processor(limited[1], backend, bypass_like), limit)
     if spec == "bypass":
         if bypass_like is not None:
             return Bypass(bypass_like.sample_rate, bypass_like.hop, bypass_like.latency_samples)

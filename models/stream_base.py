@@ -90,3 +90,44 @@ class Bypass(Processor):
 
 
 # -- GCRN ----------------------------------------------------------------------------------
+
+
+# -- attenuation limit ---------------------------------------------------------------------
+
+
+class AttenuationLimit(Processor):
+    """Another processor with its suppression limited to ``limit_db``: the output is
+    ``(1 - g) * processed + g * dry`` with ``g = 10 ** (-limit_db / 20)``, the dry input delayed
+    by the inner processor's latency so that both are sample-aligned (DeepFilterNet's
+    ``atten_lim``). Where the inner processor removes everything the output is the input
+    ``limit_db`` down; where it keeps the speech, the noise is lowered by about ``limit_db``,
+    and speech it removed by mistake comes back at that level."""
+
+    backend = "numpy"
+
+    def __init__(self, inner: Processor, limit_db: float):
+        if not 0 < limit_db <= 100:
+            raise UserError(f"an attenuation limit is a number of dB in (0, 100], not {limit_db}")
+        self.inner, self.limit_db = inner, float(limit_db)
+        self.gain = float(10 ** (-self.limit_db / 20))
+        self.name = f"{inner.name}@lim{self.limit_db:g}"
+        for k in ("sample_rate", "hop", "latency_samples", "params", "megabytes", "backend"):
+            setattr(self, k, getattr(inner, k))
+        self.resampler = getattr(inner, "resampler", "soxr")
+        self._dry = Bypass(inner.sample_rate, inner.hop, inner.latency_samples)
+
+    def init_state(self):
+        return self.inner.init_state(), self._dry.init_state()
+
+    def step(self, block, state):
+        inner_state, dry_state = state
+        wet, inner_state = self.inner.step(block, inner_state)
+        dry, dry_state = self._dry.step(block, dry_state)
+        out = (1.0 - self.gain) * np.asarray(wet, np.float32) + self.gain * dry
+        return out.astype(np.float32), (inner_state, dry_state)
+
+    def describe(self) -> dict:
+        return {**self.inner.describe(), "name": self.name, "attenuation_limit_db": self.limit_db}
+
+    def close(self) -> None:
+        self.inner.close()

@@ -65,7 +65,8 @@ REAL_NOISE_DEBS = {
     "freedroidrpg-data": ("real-test", "GPL-2+"),
 }
 # Interfering talkers for real-voices: package -> (zip archive inside it, folders of voice
-# lines in the archive, folders in them that hold sound effects instead).
+# lines in the archive, folders in them that hold sound effects instead). warzone2100-data's
+# audio is GPL-2+.
 VOICE_NOISE_DEBS = {
     "warzone2100-data": (
         "usr/share/games/warzone2100/base.wz",

@@ -112,8 +112,10 @@ def evaluate(
 def processor_digest(spec: str, proc=None) -> str:
     """What a report remembers of a processor: a model's config-and-weights digest (a model
     retrained at the same path is a different processor), else its name."""
-    from models.processor import weights_digest
+    from models.processor import AttenuationLimit, weights_digest
 
+    if isinstance(proc, AttenuationLimit):
+        return f"{processor_digest(spec.rsplit('@lim', 1)[0], proc.inner)}@lim{proc.limit_db:g}"
     model = getattr(proc, "model", None)
     if model is not None:
         return "weights:" + weights_digest(model)
