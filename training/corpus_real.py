@@ -263,14 +263,17 @@ def voice_lines(package_dir: Path, package: str) -> list[Path]:
     cache = Path(package_dir) / "hushlab-voice-lines"
     marker = cache / ".extracted"
     if not marker.exists():
-        with zipfile.ZipFile(Path(package_dir) / archive) as z:
-            for name in z.namelist():
-                if (
-                    name.lower().endswith((".ogg", ".wav", ".flac"))
-                    and name.startswith(keep)
-                    and not name.startswith(drop)
-                ):
-                    z.extract(name, cache)
+        try:
+            with zipfile.ZipFile(Path(package_dir) / archive) as z:
+                for name in z.namelist():
+                    if (
+                        name.lower().endswith((".ogg", ".wav", ".flac"))
+                        and name.startswith(keep)
+                        and not name.startswith(drop)
+                    ):
+                        z.extract(name, cache)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise UserError(f"{package}: cannot read the voice lines in {archive}: {exc}") from exc
         marker.touch()
     return sorted(p for p in cache.rglob("*") if p.suffix.lower() in (".ogg", ".wav", ".flac"))
 

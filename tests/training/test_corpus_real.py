@@ -92,6 +92,11 @@ def test_voice_lines_are_the_archives_voices_joined_into_clips(tmp_path):
         ("noise", "real-voices", "real_words")
     }
     assert R.speech_split("real-voices") == "real-valid" and R.speech_split("test") == "test"
+    broken = tmp_path / "broken"
+    (broken / R.VOICE_NOISE_DEBS["warzone2100-data"][0]).parent.mkdir(parents=True)
+    (broken / R.VOICE_NOISE_DEBS["warzone2100-data"][0]).write_bytes(b"not a zip")
+    with pytest.raises(UserError, match="warzone2100-data: cannot read"):
+        R.voice_lines(broken, "warzone2100-data")
 
 
 def test_reserved_packages_are_refused_and_never_named():
