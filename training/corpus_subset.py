@@ -14,6 +14,7 @@ import numpy as np
 
 from dsp.audio_io import load_audio
 from dsp.errors import UserError
+from training.corpus_real import speech_split
 from training.corpus_sources import SR, _sha1, _write_flac
 
 
@@ -59,7 +60,7 @@ def subset(
     in the full corpus's proportions and, within a source, evenly across voices (noise
     families), and the validation files that the first
     ``valid_pairs`` stored validation mixtures use (with that mixture list; for ``valid`` and,
-    when stored, ``real-valid``). With
+    when stored, ``real-valid`` and ``real-voices``). With
     ``max_file_seconds``, a training file longer than that is cut to a random excerpt of that
     length, so the same bytes hold more voices and noises. With ``bits`` below 16, training
     files keep only that many significant bits (their samples rounded to multiples of
@@ -90,10 +91,11 @@ def subset(
         for _, group in sorted(by_source.items()):
             share = sum(r["duration"] for r in group) / total  # each source keeps its share
             chosen += _round_robin(group, key, hours * 3600 * share, rng, max_file_seconds)
-    # the stored validation mixtures of every split that has them (valid, and real-valid when
-    # the corpus has real recordings): their first ``valid_pairs`` pairs and the files they use
+    # the stored validation mixtures of every split that has them (valid, and real-valid and
+    # real-voices when the corpus has real recordings): their first ``valid_pairs`` pairs and the
+    # files they use (real-voices' speech is real-valid's)
     stored_lists = {}
-    for split in ("valid", "real-valid"):
+    for split in ("valid", "real-valid", "real-voices"):
         mix_path = src / "mixtures" / f"{split}.json"
         if not mix_path.exists():
             if split == "valid":
@@ -103,7 +105,12 @@ def subset(
         n_snr = len(stored["key"]["snrs"])
         mixes = stored["mixtures"][: valid_pairs * n_snr]
         used = {m["speech"] for m in mixes} | {m["noise"] for m in mixes}
-        chosen += [r for r in rows if r["split"] == split and r["path"] in used]
+        have = {r["path"] for r in chosen}
+        chosen += [
+            r
+            for r in rows
+            if r["split"] in (split, speech_split(split)) and r["path"] in used - have
+        ]
         stored_lists[split] = (stored["key"]["snrs"], mixes)
     for r in chosen:
         (dst / r["path"]).parent.mkdir(parents=True, exist_ok=True)

@@ -172,19 +172,20 @@ def test_gpu_pack_fits_every_call_and_keeps_the_manifest_last(fake_corpus, tmp_p
 
 
 def test_subset_carries_the_real_valid_mixtures(mini_corpus, tmp_path):
-    """A slice for a remote GPU keeps real-valid (checkpoints are chosen there), never the
-    test splits, and renders those mixtures exactly as the full corpus does."""
+    """A slice for a remote GPU keeps real-valid (checkpoints are chosen there) and real-voices,
+    never the test splits, and renders those mixtures exactly as the full corpus does."""
     src = tmp_path / "full"
     shutil.copytree(mini_corpus, src)
     from training.data import DataConfig, load_or_make_mixtures
 
-    for split in ("valid", "real-valid"):
+    for split in ("valid", "real-valid", "real-voices"):
         load_or_make_mixtures(DataConfig(corpus=str(src)), split, 2)
     dst = tmp_path / "slice"
     C.subset(src, dst, speech_hours=0.01, noise_hours=0.005, valid_pairs=2)
     rows = C.load_manifest(dst)
-    assert {r["split"] for r in rows} == {"train", "valid", "real-valid"}
-    for split in ("valid", "real-valid"):
+    assert {r["split"] for r in rows} == {"train", "valid", "real-valid", "real-voices"}
+    assert len({r["path"] for r in rows}) == len(rows)  # real-valid speech once, for both
+    for split in ("valid", "real-valid", "real-voices"):
         mixes = json.loads((dst / "mixtures" / f"{split}.json").read_text())["mixtures"]
         full = json.loads((src / "mixtures" / f"{split}.json").read_text())["mixtures"]
         assert len(mixes) == 6
