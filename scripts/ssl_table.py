@@ -9,6 +9,8 @@ checkpoint path before it was shipped): ``fusion=runs/fusion-real/best.safetenso
 Reads the ``paired`` block of each ``hushlab eval --paired baseline`` report (summary.json) and
 prints one Markdown table: per split, SNR and model, the mean difference from the baseline on
 the same mixtures with its 95 % paired-bootstrap interval (* = the interval excludes 0).
+``--reference R`` reads reports paired against R instead (``--paired R``): a baseline that is
+no longer the shipped one, by its file.
 """
 
 from __future__ import annotations
@@ -31,14 +33,14 @@ def cell(d: dict, digits: int) -> str:
     return f"{d['mean']:+.{digits}f}{star} [{d['lo']:+.{digits}f}, {d['hi']:+.{digits}f}]"
 
 
-def table(reports: list[tuple[str, Path]], models: list[str]) -> str:
+def table(reports: list[tuple[str, Path]], models: list[str], reference: str = "baseline") -> str:
     head = "| split | SNR | model | " + " | ".join(m[1] for m in METRICS) + " |"
     lines = [head, "|" + "---|" * (3 + len(METRICS))]
     for split, folder in reports:
         s = json.loads((folder / "summary.json").read_text())
         paired = s.get("paired") or {}
-        if paired.get("reference") != "baseline":
-            raise SystemExit(f"{folder}: not scored with --paired baseline")
+        if paired.get("reference") != reference:
+            raise SystemExit(f"{folder}: not scored with --paired {reference}")
         diffs = paired["differences"]
         for snr in s["meta"]["snrs"]:
             key = f"{snr:+.0f}"  # as reports name SNRs: -5, +0, +5
@@ -56,12 +58,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("reports", nargs="+", help="SPLIT=REPORT_FOLDER")
     p.add_argument("--models", default="kd,pretrain,fusion")
+    p.add_argument(
+        "--reference",
+        default="baseline",
+        help="the processor the reports were paired against (their --paired)",
+    )
     a = p.parse_args(argv)
     reports = []
     for r in a.reports:
         split, _, folder = r.partition("=")
         reports.append((split, Path(folder)))
-    print(table(reports, [m for m in a.models.split(",") if m]))
+    print(table(reports, [m for m in a.models.split(",") if m], a.reference))
     return 0
 
 

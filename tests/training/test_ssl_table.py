@@ -50,3 +50,13 @@ def test_table_refuses_a_report_without_the_baseline_pairing(tmp_path):
 def test_a_model_scored_under_its_checkpoint_path_gets_its_label(tmp_path):
     out = _module().table([("real-valid", _report(tmp_path / "r"))], ["distilled=kd"])
     assert "| real-valid | -5 | distilled |" in out
+
+
+def test_reports_paired_against_another_reference(tmp_path):
+    mod = _module()
+    ref = "runs/baseline-comparison.safetensors"
+    report = _report(tmp_path / "r", reference=ref)
+    out = mod.table([("real-valid", report)], ["kd"], reference=ref)
+    assert len(out.splitlines()) == 5
+    with pytest.raises(SystemExit, match="--paired baseline"):
+        mod.table([("real-valid", report)], ["kd"])
