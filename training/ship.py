@@ -100,11 +100,7 @@ def write_card(
         f"{data.get('real_noise_share')}, real-speech share "
         f"{data.get('real_speech_share', 0.0) or 'off (files drawn evenly)'}"
         + (f", interfering talker {data['p_talker']}" if data.get("p_talker") else "")
-        + (
-            f", noise left out: {', '.join(data['drop_noise'])}"
-            if data.get("drop_noise")
-            else ""
-        )
+        + (f", noise left out: {', '.join(data['drop_noise'])}" if data.get("drop_noise") else "")
         + ".",
         f"Loss: MSE on compressed complex spectra + compressed magnitudes, w_under = "
         f"{cfg.get('w_under', 0.0)} (extra weight on speech the estimate removes), w_sisdr = "
