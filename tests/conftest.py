@@ -7,6 +7,18 @@ import soundfile as sf
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+def load_script(name: str):
+    """A module from ``scripts/<name>.py`` (the scripts are not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def speechlike(seconds: float, sr: int = 16000, seed: int = 0, f0: float = 130.0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sr)) / sr

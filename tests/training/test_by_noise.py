@@ -1,17 +1,13 @@
 """scripts/by_noise.py: paired differences against a reference, grouped by noise kind."""
 
 import csv
-import importlib.util
 import json
-from pathlib import Path
+
+from tests.conftest import load_script
 
 
 def test_groups_paired_differences_by_noise_kind(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        "by_noise", Path(__file__).parents[2] / "scripts" / "by_noise.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("by_noise")
     corpus, report = tmp_path / "corpus", tmp_path / "report"
     (corpus / "mixtures").mkdir(parents=True)
     report.mkdir()

@@ -1,16 +1,10 @@
 """scripts/gpu_probe.py: training-step throughput by batch size and precision."""
 
-import importlib.util
-from pathlib import Path
+from tests.conftest import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location(
-        "gpu_probe", Path(__file__).parents[2] / "scripts" / "gpu_probe.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("gpu_probe")
 
 
 def test_probe_prints_a_row_per_batch_and_precision(capsys):

@@ -1,19 +1,15 @@
 """scripts/ssl_table.py: the README's paired-difference table, read from eval reports."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_script
+
 
 def _module():
-    spec = importlib.util.spec_from_file_location(
-        "ssl_table", Path(__file__).parents[2] / "scripts" / "ssl_table.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("ssl_table")
 
 
 def _report(folder: Path, reference="baseline"):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.conftest import load_script
 from training import corpus as C
 from training.data import render_mixture
 
@@ -136,15 +137,9 @@ def test_subset_requantises_training_files_only(fake_corpus, tmp_path):
 def test_gpu_pack_fits_every_call_and_keeps_the_manifest_last(fake_corpus, tmp_path):
     """scripts/gpu_pack.py: packs under the per-call budget, the last one holding the manifest,
     mixtures and validation files; together they restore the slice."""
-    import importlib.util
     import tarfile
-    from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(
-        "gpu_pack", Path(__file__).parents[2] / "scripts" / "gpu_pack.py"
-    )
-    gp = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gp)
+    gp = load_script("gpu_pack")
     slice_ = tmp_path / "data" / "corpus"
     C.subset(fake_corpus, slice_, 48 / 3600, 60 / 3600, valid_pairs=3)
     sizes = [gp.tree_bytes(u) for u in gp.units(slice_)[0]]
@@ -198,16 +193,10 @@ def test_subset_carries_the_real_valid_mixtures(mini_corpus, tmp_path):
 def test_gpu_pack_restore_and_away(fake_corpus, tmp_path, monkeypatch):
     """Weights named with --restore ride in the packs under restore/<path>; --away and --restore
     paths are not counted as tree that travels with every call."""
-    import importlib.util
     import subprocess
     import tarfile
-    from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(
-        "gpu_pack", Path(__file__).parents[2] / "scripts" / "gpu_pack.py"
-    )
-    gp = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gp)
+    gp = load_script("gpu_pack")
     repo = tmp_path / "repo"
     (repo / "models" / "shipped" / "a").mkdir(parents=True)
     (repo / "models" / "shipped" / "a" / "model.safetensors").write_bytes(b"w" * 300_000)
