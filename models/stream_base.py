@@ -123,8 +123,8 @@ class AttenuationLimit(Processor):
         inner_state, dry_state = state
         wet, inner_state = self.inner.step(block, inner_state)
         dry, dry_state = self._dry.step(block, dry_state)
-        out = (1.0 - self.gain) * np.asarray(wet, np.float32) + self.gain * dry
-        return out.astype(np.float32), (inner_state, dry_state)
+        out = (1.0 - self.gain) * np.asarray(wet, np.float32) + self.gain * dry  # stays float32
+        return out, (inner_state, dry_state)
 
     def describe(self) -> dict:
         return {**self.inner.describe(), "name": self.name, "attenuation_limit_db": self.limit_db}

@@ -161,7 +161,8 @@ def without_noise(paths: list[Path], drop) -> list[Path]:
     if not drop:
         return paths
     drop = set(drop)
-    keep = [p for p in paths if not ({noise_group(p)[0], noise_group(p)[0].split(":")[-1]} & drop)]
+    groups = [noise_group(p)[0] for p in paths]
+    keep = [p for p, g in zip(paths, groups, strict=True) if not {g, g.split(":")[-1]} & drop]
     if not keep:
         raise UserError(f"drop_noise {sorted(drop)} leaves no noise file to train on")
     return keep
