@@ -3,7 +3,8 @@
 Sources: the bundled corpus (``manifest.jsonl``), the DNS Challenge layout (a clean speech folder
 and a noise folder, any depth), or any two folders of audio. Training examples are random crops of
 clean speech mixed with one or two noises at an SNR drawn from a range (default [-5, 5] dB, the
-paper's), at a random level, with optional room reverberation, band limiting and clipping; the
+paper's), at a random level, with optional room reverberation, band limiting and clipping (and,
+where a config asks, speed changes and random equalisers for voice and microphone variety); the
 same gain is always applied to the clean reference. An example is a pure function of
 (seed, index), so runs are reproducible whatever the number of workers.
 """
@@ -23,6 +24,7 @@ import soundfile as sf
 import torch
 
 from dsp.audio_io import AudioError, find_audio_files, load_audio
+from dsp.eq import apply_sos, change_speed, random_eq
 from dsp.errors import UserError
 from dsp.mixing import fit_length, mix_at_snr, rms_dbfs
 
@@ -52,6 +54,14 @@ class DataConfig:
     # e.g. the speech-like ones (voices, babble, crowd) for a model that never learns to remove
     # a voice
     drop_noise: tuple[str, ...] = ()
+    # voice and recording-chain variety from few speakers (0 draws nothing, as p_talker): of
+    # mixtures whose speech is played faster or slower by up to +-speed_max (pitch and formants
+    # move with it: another voice), and whose speech and noise each get a random equaliser
+    # (+-eq_gain_db; the clean target keeps the speech's colour, the model is not asked to undo it)
+    p_speed: float = 0.0
+    speed_max: float = 0.12
+    p_eq: float = 0.0
+    eq_gain_db: float = 6.0
     real_noise_share: float = 0.6  # of mixtures whose noise is a real recording (corpus)
     # of mixtures whose speech is a real recording (corpus; shared evenly by the real sources);
     # 0: every speech file equally likely
@@ -278,15 +288,23 @@ def make_example(
     n = int(cfg.seconds * SR)
     si = speech.pick(rng)
     s = speech.get(si)
-    if len(s) >= n:
-        start = int(rng.integers(0, len(s) - n + 1))
-        s = s[start : start + n]
+    speed = 1.0
+    if cfg.p_speed > 0 and rng.random() < cfg.p_speed:
+        speed = float(rng.uniform(1 - cfg.speed_max, 1 + cfg.speed_max))
+    m = int(round(n * speed))  # the crop that lasts n samples once played at that speed
+    if len(s) >= m:
+        start = int(rng.integers(0, len(s) - m + 1))
+        s = s[start : start + m]
     else:
-        pad = n - len(s)
+        pad = m - len(s)
         left = int(rng.integers(0, pad + 1))
         s = np.pad(s, (left, pad - left))
+    if speed != 1.0:
+        s = fit_length(change_speed(s, speed), n)
     if rng.random() < cfg.p_reverb:
         s = ss.fftconvolve(s, synthetic_rir(rng))[:n].astype(np.float32)
+    if cfg.p_eq > 0 and rng.random() < cfg.p_eq:
+        s = apply_sos(random_eq(rng, cfg.eq_gain_db), s)
     if rms_dbfs(s) < -70:  # a crop of near-silence: take the whole utterance start instead
         s = fit_length(speech.get(int(rng.integers(len(speech)))), n)
     v = fit_length(noise.get(noise.pick(rng)), n, rng)
@@ -296,6 +314,8 @@ def make_example(
         v = v + g * v2
     if cfg.p_talker > 0 and rng.random() < cfg.p_talker:
         v = add_talker(v, speech, s, si, rng)
+    if cfg.p_eq > 0 and rng.random() < cfg.p_eq:
+        v = apply_sos(random_eq(rng, cfg.eq_gain_db), v)
     if np.mean(v.astype(np.float64) ** 2) < 1e-12:
         v = rng.standard_normal(n).astype(np.float32) * 0.01
     snr = rng.uniform(cfg.snr_min, cfg.snr_max)

@@ -101,6 +101,16 @@ def write_card(
         f"{data.get('real_speech_share', 0.0) or 'off (files drawn evenly)'}"
         + (f", interfering talker {data['p_talker']}" if data.get("p_talker") else "")
         + (f", noise left out: {', '.join(data['drop_noise'])}" if data.get("drop_noise") else "")
+        + (
+            f", speed change {data['p_speed']} (+-{data.get('speed_max')})"
+            if data.get("p_speed")
+            else ""
+        )
+        + (
+            f", random EQ {data['p_eq']} (+-{data.get('eq_gain_db')} dB)"
+            if data.get("p_eq")
+            else ""
+        )
         + ".",
         f"Loss: MSE on compressed complex spectra + compressed magnitudes, w_under = "
         f"{cfg.get('w_under', 0.0)} (extra weight on speech the estimate removes), w_sisdr = "

@@ -156,3 +156,21 @@ def test_drop_noise_leaves_families_or_groups_out_of_training(mini_corpus):
     assert ds.noise.paths and all("hum" not in p.name for p in ds.noise.paths)
     every = TrainMixtures(DataConfig(corpus=str(mini_corpus)), 4).noise.paths
     assert len(ds.noise.paths) < len(every)
+
+
+def test_speed_and_eq_keep_lengths_and_ranges_and_leave_other_configs_unchanged(dns_tree):
+    off = dict(p_reverb=0.0, p_two_noises=0.0, p_bandlimit=0.0, p_clip=0.0)
+    plain = TrainMixtures(_cfg(dns_tree, **off), length=6, seed=9)
+    zero = TrainMixtures(_cfg(dns_tree, p_speed=0.0, p_eq=0.0, **off), length=6, seed=9)
+    aug = TrainMixtures(_cfg(dns_tree, p_speed=1.0, p_eq=1.0, **off), length=6, seed=9)
+    # 0 draws nothing: the same examples as before the options existed
+    assert np.array_equal(plain[0][0].numpy(), zero[0][0].numpy())
+    changed = 0
+    for i in range(6):
+        noisy, clean = (t.numpy() for t in aug[i])
+        assert noisy.shape == clean.shape == (16000,)
+        assert np.all(np.isfinite(noisy)) and np.max(np.abs(noisy)) <= 1.0
+        # the SNR is set after the speech and noise are coloured: the range still holds
+        assert -5.05 <= snr_db(clean, noisy - clean) <= 5.05
+        changed += not np.allclose(clean, plain[i][1].numpy(), atol=1e-4)
+    assert changed == 6

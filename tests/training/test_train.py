@@ -45,6 +45,24 @@ def test_config_overrides_and_errors(tmp_path):
         TrainConfig.from_toml(tmp_path / "none.toml")
 
 
+def test_every_bundled_config_loads():
+    """A typo in a recipe's key fails here, not minutes into a borrowed GPU's time box."""
+    from pathlib import Path
+
+    from models.gcrn import GCRNConfig
+    from training.teacher import TeacherConfig
+
+    paths = sorted(Path("training/configs").glob("*.toml"))
+    teachers = [p for p in paths if p.stem.startswith("teacher")]
+    assert len(paths) - len(teachers) > 5 and teachers
+    for p in paths:
+        if p in teachers:
+            TeacherConfig.from_toml(p)
+            continue
+        cfg = TrainConfig.from_toml(p)
+        GCRNConfig.from_dict(cfg.model_config)
+
+
 @pytest.mark.slow
 def test_tiny_training_loss_falls_and_resumes(dns_tree, tmp_path):
     from models.checkpoint import load_checkpoint
