@@ -38,6 +38,28 @@ def spectra(noisy: torch.Tensor, clean: torch.Tensor, geom: StftGeometry):
     return torch.stack([ns.real, ns.imag], 1), torch.stack([cs.real, cs.imag], 1)
 
 
+def mr_stft_loss(
+    est: torch.Tensor, ref: torch.Tensor, resolutions=((256, 64), (512, 128), (1024, 256))
+) -> torch.Tensor:
+    """Multi-resolution STFT loss on waveforms [B, N] (Yamamoto et al. 2020): per resolution,
+    spectral convergence plus the mean absolute difference of log magnitudes; mean over
+    resolutions. Short frames see onsets, long ones harmonics - the two things a model that blurs
+    speech in bursts of noise gets wrong."""
+    total = est.new_zeros(())
+    for n_fft, hop in resolutions:
+        win = torch.hann_window(n_fft, device=est.device, dtype=est.dtype)
+        se, sr = (
+            torch.stft(x, n_fft, hop, window=win, return_complex=True).abs() for x in (est, ref)
+        )
+        sc = torch.linalg.norm(sr - se, dim=(-2, -1)) / (torch.linalg.norm(sr, dim=(-2, -1)) + 1e-7)
+        lm = torch.mean(torch.abs(torch.log(se + 1e-5) - torch.log(sr + 1e-5)), dim=(-2, -1))
+        total = total + torch.mean(sc + lm)
+    return total / len(resolutions)
+
+
+LOSS_WEIGHTS = ("w_sisdr", "w_under", "w_mrstft")
+
+
 def enhancement_loss(
     est_ri: torch.Tensor,
     clean_ri: torch.Tensor,
@@ -46,10 +68,12 @@ def enhancement_loss(
     w_sisdr: float = 0.0,
     c: float = 0.3,
     w_under: float = 0.0,
+    w_mrstft: float = 0.0,
 ):
     """Spectral terms (+ optional SI-SDR). ``w_under`` adds the squared compressed magnitude
     the estimate is *missing* (|clean| above |estimate|) once more at that weight: removing
-    speech costs more than leaving noise, which protects syllables in bursts of noise."""
+    speech costs more than leaving noise, which protects syllables in bursts of noise.
+    ``w_mrstft`` adds the multi-resolution STFT loss of the resynthesised waveform."""
     e, t = compress_ri(est_ri, c), compress_ri(clean_ri, c)
     l_cplx = torch.mean((e - t) ** 2)
     mag_e = torch.sqrt(e[:, 0] ** 2 + e[:, 1] ** 2 + 1e-10)
@@ -61,6 +85,10 @@ def enhancement_loss(
     l_sisdr = neg_si_sdr(est_wav, clean_wav[..., :n])
     loss = l_cplx + l_mag + w_sisdr * l_sisdr + w_under * l_under
     logs = {"l_cplx": l_cplx.item(), "l_mag": l_mag.item(), "l_under": l_under.item()}
+    if w_mrstft:
+        l_mr = mr_stft_loss(est_wav, clean_wav[..., :n])
+        loss = loss + w_mrstft * l_mr
+        logs["l_mrstft"] = l_mr.item()
     return loss, {**logs, "si_sdr": -l_sisdr.item()}
 
 
@@ -69,16 +97,19 @@ class BaselineHook:
 
     name = "baseline"
 
-    def __init__(self, w_sisdr: float = 0.0, w_under: float = 0.0):
-        self.w_sisdr = w_sisdr
-        self.w_under = w_under
+    def __init__(self, **weights: float):
+        """``weights``: any of ``LOSS_WEIGHTS`` (enhancement_loss's optional terms)."""
+        unknown = set(weights) - set(LOSS_WEIGHTS)
+        if unknown:
+            raise ValueError(f"unknown loss weights {sorted(unknown)} (known: {LOSS_WEIGHTS})")
+        self.weights = weights
 
     def compute_loss(self, model, batch):
         noisy, clean = batch
         geom = _unwrap(model).config.geometry
         x, y = spectra(noisy, clean, geom)
         est = model(x)
-        loss, logs = enhancement_loss(est, y, clean, geom, self.w_sisdr, w_under=self.w_under)
+        loss, logs = enhancement_loss(est, y, clean, geom, **self.weights)
         logs["estimate"] = est.detach()  # validation scores it without a second forward pass
         return loss, logs
 
@@ -105,10 +136,9 @@ class SSLHook(BaselineHook):
         w_ssl: float = 1.0,
         pretrain_fraction: float = 0.3,
         total_steps: int = 1,
-        w_sisdr: float = 0.0,
-        w_under: float = 0.0,
+        **weights: float,
     ):
-        super().__init__(w_sisdr=w_sisdr, w_under=w_under)
+        super().__init__(**weights)
         from models.teacher import Teacher
 
         self.name = variant
@@ -144,18 +174,14 @@ class SSLHook(BaselineHook):
         if self.name == "fusion":
             ssl, logs["teacher_ms"] = self._embed(noisy)
             est = model(x, ssl=ssl[:, : x.shape[2]])
-            loss, enh_logs = enhancement_loss(
-                est, y, clean, geom, self.w_sisdr, w_under=self.w_under
-            )
+            loss, enh_logs = enhancement_loss(est, y, clean, geom, **self.weights)
             logs.update(enh_logs)
         else:
             est, bottleneck = model(x, return_bottleneck=True)
             target, logs["teacher_ms"] = self._embed(clean)
             pred = m.predict_ssl(bottleneck)  # [B, T, D]
             l_ssl = torch.mean(torch.abs(pred - target[:, : pred.shape[1]]))
-            loss, enh_logs = enhancement_loss(
-                est, y, clean, geom, self.w_sisdr, w_under=self.w_under
-            )
+            loss, enh_logs = enhancement_loss(est, y, clean, geom, **self.weights)
             logs.update(enh_logs, l_ssl=l_ssl.item())
             if self.name == "pretrain":
                 stage1 = self.step < self.pretrain_steps
@@ -180,5 +206,5 @@ def make_hook(variant: str, **kwargs):
     if variant not in VARIANTS:
         raise ValueError(f"unknown training variant '{variant}' (known: {', '.join(VARIANTS)})")
     if variant == "baseline":
-        return BaselineHook(w_sisdr=kwargs.get("w_sisdr", 0.0), w_under=kwargs.get("w_under", 0.0))
+        return BaselineHook(**{k: v for k, v in kwargs.items() if k in LOSS_WEIGHTS})
     return SSLHook(variant, **kwargs)

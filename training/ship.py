@@ -114,7 +114,13 @@ def write_card(
         + ".",
         f"Loss: MSE on compressed complex spectra + compressed magnitudes, w_under = "
         f"{cfg.get('w_under', 0.0)} (extra weight on speech the estimate removes), w_sisdr = "
-        f"{cfg.get('w_sisdr', 0.0)}.",
+        f"{cfg.get('w_sisdr', 0.0)}"
+        + (
+            f", w_mrstft = {cfg['w_mrstft']} (multi-resolution STFT loss)"
+            if cfg.get("w_mrstft")
+            else ""
+        )
+        + ".",
         "",
         f"## Validation during training ({cfg.get('valid_split', 'valid')} split: "
         f"{cfg.get('valid_mixtures')} pairs x (-5, 0, +5) dB; PESQ on the first "

@@ -27,7 +27,7 @@ from dsp.errors import UserError
 from models.checkpoint import save_checkpoint
 from models.registry import build_model
 from training.data import DataConfig, TrainMixtures, load_or_make_mixtures, render_mixture
-from training.losses import make_hook
+from training.losses import LOSS_WEIGHTS, make_hook
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     w_sisdr: float = 0.0  # see training/losses.py: a time-domain term stalled early training
     w_under: float = 0.0  # extra weight on speech the estimate removes (losses.py)
+    w_mrstft: float = 0.0  # multi-resolution STFT loss on the waveform (losses.py)
     # SSL variants (kd, pretrain, fusion; training/losses.py SSLHook)
     teacher: str = ""  # folder, shipped name or hub id ("" = the shipped teacher)
     teacher_layer: int = -1  # -1 = the last transformer layer
@@ -204,7 +205,7 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.model_config).to(device)
-    hook_args = dict(w_sisdr=cfg.w_sisdr, w_under=cfg.w_under)
+    hook_args = {k: getattr(cfg, k) for k in LOSS_WEIGHTS}
     if cfg.variant != "baseline":
         hook_args.update(
             teacher=cfg.teacher,

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import scipy.signal as ss
 import torch
 
 from training.losses import BaselineHook, neg_si_sdr
@@ -26,6 +27,36 @@ def test_neg_si_sdr_matches_numpy():
     a, b = rng.standard_normal(1000), rng.standard_normal(1000)
     t = neg_si_sdr(torch.tensor(a + 0.3 * b)[None], torch.tensor(a)[None]).item()
     assert abs(-t - si_sdr(a, a + 0.3 * b)) < 1e-3
+
+
+def test_mr_stft_loss_is_zero_on_a_match_and_grows_with_distortion():
+    from training.losses import mr_stft_loss
+
+    rng = np.random.default_rng(1)
+    ref = torch.tensor(rng.standard_normal((2, 16000)), dtype=torch.float32)
+    assert mr_stft_loss(ref, ref).item() == pytest.approx(0.0, abs=1e-5)
+    small = mr_stft_loss(ref + 0.05 * torch.randn_like(ref), ref).item()
+    large = mr_stft_loss(ref + 0.5 * torch.randn_like(ref), ref).item()
+    assert 0 < small < large
+    # a lowpassed estimate (speech detail removed) costs even at equal energy
+    sos = ss.butter(8, 2000, fs=16000, output="sos")
+    lp = torch.tensor(ss.sosfilt(sos, ref.numpy()), dtype=torch.float32)
+    lp = lp * ref.norm() / lp.norm()
+    assert mr_stft_loss(lp, ref).item() > large
+    est = ref.clone().requires_grad_(True)
+    mr_stft_loss(est * 0.7, ref).backward()
+    assert torch.isfinite(est.grad).all() and est.grad.abs().sum() > 0
+
+
+def test_loss_weights_are_checked_by_name():
+    from training.losses import make_hook
+
+    assert make_hook("baseline", w_mrstft=0.5, w_under=1.0).weights == {
+        "w_mrstft": 0.5,
+        "w_under": 1.0,
+    }
+    with pytest.raises(ValueError, match="unknown loss weights"):
+        BaselineHook(w_bogus=1.0)
 
 
 def test_schedule_warms_up_and_decays():
