@@ -56,6 +56,7 @@ def random_eq(rng: np.random.Generator, max_gain_db: float = 6.0, sr: int = 1600
 
 
 def apply_sos(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``x`` through the sections, as float32."""
     return ss.sosfilt(sos, x).astype(np.float32)
 
 

@@ -48,11 +48,15 @@ def mr_stft_loss(
     total = est.new_zeros(())
     for n_fft, hop in resolutions:
         win = torch.hann_window(n_fft, device=est.device, dtype=est.dtype)
-        se, sr = (
+        mag_est, mag_ref = (
             torch.stft(x, n_fft, hop, window=win, return_complex=True).abs() for x in (est, ref)
         )
-        sc = torch.linalg.norm(sr - se, dim=(-2, -1)) / (torch.linalg.norm(sr, dim=(-2, -1)) + 1e-7)
-        lm = torch.mean(torch.abs(torch.log(se + 1e-5) - torch.log(sr + 1e-5)), dim=(-2, -1))
+        sc = torch.linalg.norm(mag_ref - mag_est, dim=(-2, -1)) / (
+            torch.linalg.norm(mag_ref, dim=(-2, -1)) + 1e-7
+        )
+        lm = torch.mean(
+            torch.abs(torch.log(mag_est + 1e-5) - torch.log(mag_ref + 1e-5)), dim=(-2, -1)
+        )
         total = total + torch.mean(sc + lm)
     return total / len(resolutions)
 
