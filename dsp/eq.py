@@ -58,12 +58,3 @@ def random_eq(rng: np.random.Generator, max_gain_db: float = 6.0, sr: int = 1600
 def apply_sos(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``x`` through the sections, as float32."""
     return ss.sosfilt(sos, x).astype(np.float32)
-
-
-def change_speed(x: np.ndarray, factor: float) -> np.ndarray:
-    """Play ``x`` ``factor`` times faster (pitch and formants move with it, as with a tape):
-    ``len(x) / factor`` samples, by polyphase resampling in steps of 1 %."""
-    down = int(round(100 * factor))
-    if down == 100:
-        return x.astype(np.float32)
-    return ss.resample_poly(x, 100, down).astype(np.float32)

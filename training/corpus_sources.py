@@ -20,7 +20,7 @@ import soundfile as sf
 
 from dsp.audio_io import load_audio, to_mono
 from dsp.errors import UserError
-from dsp.resample import resample
+from dsp.resample import change_speed, resample
 from training import corpus_real, noise_synth
 
 SR = 16000
@@ -117,7 +117,7 @@ def warp(x: np.ndarray, factor: float) -> np.ndarray:
     """Apparent-speaker change: play ``factor`` times faster (pitch and formants scale by it)."""
     if abs(factor - 1.0) < 1e-3:
         return x
-    return resample(x, int(round(SR * factor)), SR)
+    return change_speed(x, factor, steps=SR, method="soxr")
 
 
 def _normalise(x: np.ndarray, peak: float = 0.9) -> np.ndarray:

@@ -24,9 +24,10 @@ import soundfile as sf
 import torch
 
 from dsp.audio_io import AudioError, find_audio_files, load_audio
-from dsp.eq import apply_sos, change_speed, random_eq
+from dsp.eq import apply_sos, random_eq
 from dsp.errors import UserError
 from dsp.mixing import fit_length, mix_at_snr, rms_dbfs
+from dsp.resample import change_speed
 
 log = logging.getLogger(__name__)
 SR = 16000

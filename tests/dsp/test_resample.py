@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dsp.resample import StreamResampler, resample
+from dsp.resample import StreamResampler, change_speed, resample
 
 
 @pytest.mark.parametrize(
@@ -64,3 +64,14 @@ def test_polyphase_resampling_keeps_a_tone_and_its_timing():
 
     with pytest.raises(ValueError, match="unknown resampling"):
         resample(x, 16000, 48000, method="magic")
+
+
+def test_change_speed_moves_pitch_and_length():
+    sr = 16000
+    x = np.sin(2 * np.pi * 200 * np.arange(sr) / sr).astype(np.float32)
+    y = change_speed(x, 1.1)
+    assert abs(len(y) - sr / 1.1) <= 2
+    spec = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    f_peak = np.argmax(spec) * sr / len(y)
+    assert f_peak == pytest.approx(220, abs=3)
+    assert change_speed(x, 1.0) is not x and np.array_equal(change_speed(x, 1.0), x)
