@@ -51,6 +51,10 @@ class DataConfig:
     # (most likely another voice), at -5 to +5 dB against the noise; the clean target stays the
     # main talker. 0 draws nothing (configs without it keep their random streams)
     p_talker: float = 0.0
+    # of mixtures whose *speech* carries a second talker (another training utterance at -5 to +5
+    # dB against the first), kept in the clean target as well: a model that keeps every voice and
+    # removes the rest, instead of guessing which of two talkers is the user. 0 draws nothing
+    p_kept_talker: float = 0.0
     # noise families (``hiss``) or groups (``hedgewars:voices``) left out of training mixtures,
     # e.g. the speech-like ones (voices, babble, crowd) for a model that never learns to remove
     # a voice
@@ -308,6 +312,8 @@ def make_example(
         s = apply_sos(random_eq(rng, cfg.eq_gain_db), s)
     if rms_dbfs(s) < -70:  # a crop of near-silence: take the whole utterance start instead
         s = fit_length(speech.get(int(rng.integers(len(speech)))), n)
+    if cfg.p_kept_talker > 0 and rng.random() < cfg.p_kept_talker:
+        s = add_talker(s, speech, s, si, rng)  # both voices are the target
     v = fit_length(noise.get(noise.pick(rng)), n, rng)
     if rng.random() < cfg.p_two_noises:
         v2 = fit_length(noise.get(noise.pick(rng)), n, rng)

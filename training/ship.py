@@ -100,6 +100,11 @@ def write_card(
         f"{data.get('real_noise_share')}, real-speech share "
         f"{data.get('real_speech_share', 0.0) or 'off (files drawn evenly)'}"
         + (f", interfering talker {data['p_talker']}" if data.get("p_talker") else "")
+        + (
+            f", second talker kept in the target {data['p_kept_talker']}"
+            if data.get("p_kept_talker")
+            else ""
+        )
         + (f", noise left out: {', '.join(data['drop_noise'])}" if data.get("drop_noise") else "")
         + (
             f", speed change {data['p_speed']} (+-{data.get('speed_max')})"

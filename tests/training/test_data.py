@@ -1,4 +1,5 @@
 import numpy as np
+import soundfile as sf
 import pytest
 
 from dsp.errors import UserError
@@ -134,6 +135,36 @@ def test_interfering_talker_is_noise_and_leaves_other_configs_unchanged(dns_tree
         )
         assert -5.1 <= ratio <= 5.1
         assert not np.allclose(t[: len(target)], target * (t.std() / target.std()), atol=1e-3)
+
+
+def test_kept_talker_joins_the_target_and_leaves_other_configs_unchanged(dns_tree, tmp_path):
+    from training.data import AudioPool, make_example
+
+    off = dict(p_reverb=0.0, p_two_noises=0.0, p_bandlimit=0.0, p_clip=0.0)
+    plain = TrainMixtures(_cfg(dns_tree, **off), length=4, seed=5)
+    zero = TrainMixtures(_cfg(dns_tree, p_kept_talker=0.0, **off), length=4, seed=5)
+    assert np.array_equal(plain[0][0].numpy(), zero[0][0].numpy())  # 0 draws nothing
+    # two "voices" (tones at 440 and 1000 Hz) and white noise: with the option on, both tones
+    # are in the clean target and neither is in what the model is asked to remove
+    t = np.arange(2 * 16000) / 16000
+    for name, f in (("a", 440.0), ("b", 1000.0)):
+        sf.write(tmp_path / f"{name}.wav", 0.3 * np.sin(2 * np.pi * f * t), 16000)
+    sf.write(tmp_path / "n.wav", 0.1 * np.random.default_rng(0).standard_normal(len(t)), 16000)
+    speech = AudioPool([tmp_path / "a.wav", tmp_path / "b.wav"])
+    noise = AudioPool([tmp_path / "n.wav"])
+    cfg = DataConfig(seconds=1.0, p_kept_talker=1.0, level_min=-20, level_max=-20, **off)
+
+    def tone_db(x, f):
+        spec = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
+        return 10 * np.log10(spec[int(f)] / np.median(spec) + 1e-12)  # 1 Hz bins (1 s)
+
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        noisy, clean = make_example(speech, noise, cfg, rng)
+        for f in (440.0, 1000.0):
+            assert tone_db(clean, f) > 40  # both voices are the target
+            assert tone_db(noisy - clean, f) < 20  # the residual is the noise alone
+        assert -5.05 <= snr_db(clean, noisy - clean) <= 5.05
 
 
 def test_drop_noise_leaves_families_or_groups_out_of_training(mini_corpus):
