@@ -1,6 +1,6 @@
 import numpy as np
-import soundfile as sf
 import pytest
+import soundfile as sf
 
 from dsp.errors import UserError
 from dsp.mixing import snr_db
