@@ -10,6 +10,9 @@ a weight recorded in the checkpoint's training config.
 
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
 
 from dsp.stft import StftGeometry, istft, stft
@@ -61,7 +64,91 @@ def mr_stft_loss(
     return total / len(resolutions)
 
 
-LOSS_WEIGHTS = ("w_sisdr", "w_under", "w_mrstft")
+def _bark_bands(n_fft: int, sr: int, n_bands: int = 49, f_lo: float = 100.0):
+    """[F, B] 0/1 matrix summing FFT bins into ``n_bands`` bands equally wide on the Bark scale
+    (Traunmueller's formula) from ``f_lo`` to Nyquist, empty bands dropped, and the bands' centre
+    frequencies and widths in Bark."""
+    f = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * sr / n_fft
+    z = 13 * torch.atan(0.00076 * f) + 3.5 * torch.atan((f / 7500) ** 2)
+    z_lo = 13 * math.atan(0.00076 * f_lo) + 3.5 * math.atan((f_lo / 7500) ** 2)
+    edges = torch.linspace(z_lo, float(z[-1]) + 1e-6, n_bands + 1, dtype=torch.float64)
+    idx = torch.bucketize(z, edges) - 1  # -1: below f_lo
+    keep = idx >= 0
+    m = torch.zeros(len(f), n_bands, dtype=torch.float64)
+    m[keep.nonzero().squeeze(1), idx[keep]] = 1.0
+    used = m.sum(0) > 0
+    m = m[:, used]
+    centre = (m * f[:, None]).sum(0) / m.sum(0)
+    width = (edges[1:] - edges[:-1])[used]
+    return m, centre, width
+
+
+@functools.lru_cache(maxsize=4)
+def _perceptual_tables(n_fft: int, sr: int):
+    m, centre, width = _bark_bands(n_fft, sr)
+    # absolute threshold of hearing (Terhardt), dB SPL, against a speech band at 70 dB SPL
+    k = centre / 1000
+    ath = 3.64 * k**-0.8 - 6.5 * torch.exp(-0.6 * (k - 3.3) ** 2) + 1e-3 * k**4
+    p0 = 10 ** ((ath - 70) / 10)
+    passband = (
+        (torch.arange(n_fft // 2 + 1) * sr / n_fft >= 300)
+        & (torch.arange(n_fft // 2 + 1) * sr / n_fft <= 3400)
+    ).to(torch.float64)
+    return m.float(), p0.float(), (width / width.sum()).float(), passband.float()
+
+
+def perceptual_loss(
+    est: torch.Tensor, ref: torch.Tensor, sr: int = 16000, n_fft: int = 512
+) -> torch.Tensor:
+    """A differentiable loudness-disturbance loss modelled on PESQ (ITU-T P.862), on waveforms
+    [B, N]; 0 on a match, in units of PESQ's MOS drop up to scale. Like PESQ it normalises each
+    signal's level (speech band 300-3400 Hz), sums 32 ms power spectra (16 ms hop) into Bark
+    bands, scales each frame of the estimate towards the reference's frame power (within
+    3e-4 to 5, so slow gain changes cost little), maps both to loudness (Zwicker's law, exponent
+    0.23, over the threshold of hearing), ignores loudness differences within a dead zone of a
+    quarter of the smaller loudness, and charges a symmetric disturbance (band-width-weighted
+    RMS) and an asymmetric one that counts only what the estimate *adds* (more than 3x the
+    reference's power, factor capped at 12) - the residual noise and artefacts that PESQ
+    punishes most at low input SNR. Frames are pooled as in PESQ (L6 over 20-frame stretches,
+    then L2) and the two disturbances weighted 0.1 and 0.0309 as in its MOS mapping.
+    Simplified against P.862: no time alignment (the model is aligned), no per-band transfer
+    compensation, no smoothing of the frame gains. On 36 real-valid mixtures (noisy, baseline,
+    RNNoise) its Spearman correlation with PESQ-WB is -0.78, and -0.55 on baseline-minus-RNNoise
+    differences per mixture."""
+    m, p0, w, passband = (t.to(est.device) for t in _perceptual_tables(n_fft, sr))
+    win = torch.hann_window(n_fft, device=est.device, dtype=est.dtype)
+
+    def bark_power(x):
+        p = torch.stft(x, n_fft, n_fft // 2, window=win, return_complex=True).abs() ** 2
+        level = (p * passband[:, None]).sum(1).mean(-1)  # [B]: speech-band power per frame
+        p = p / (level[:, None, None] + 1e-10)
+        return torch.einsum("bft,fk->btk", p, m)  # [B, T, K]
+
+    pe, pr = bark_power(est), bark_power(ref)
+    off = 1e-2  # about 20 dB under a speech frame: quiet frames keep their own level
+    gain = ((pe.sum(-1) + off) / (pr.sum(-1) + off)).clamp(3e-4, 5.0)
+    pe = pe / gain[..., None]
+    gamma = 0.23
+
+    def loudness(p):
+        return (p0 / 0.5) ** gamma * torch.relu((0.5 + 0.5 * p / p0) ** gamma - 1)
+
+    le, lr_ = loudness(pe), loudness(pr)
+    d = le - lr_
+    d = torch.sign(d) * torch.relu(d.abs() - 0.25 * torch.minimum(le, lr_))
+    d_sym = torch.sqrt((w * d**2).sum(-1) + 1e-10)  # [B, T]
+    c = 1e-2  # about 10 dB under a speech band: what is added to near-silence counts in full
+    a = ((pe + c) / (pr + c)) ** 1.2
+    a = torch.where(a < 3, torch.zeros_like(a), a.clamp(max=12.0))
+    d_asym = (w * d.abs() * a).sum(-1)
+    frame = 0.1 * d_sym + 0.0309 * d_asym  # [B, T]
+    t = max(20, frame.shape[-1] // 20 * 20)
+    frame = torch.nn.functional.pad(frame, (0, max(0, t - frame.shape[-1])))[:, :t]
+    split = (frame.reshape(frame.shape[0], -1, 20) ** 6).mean(-1).clamp_min(1e-30) ** (1 / 6)
+    return torch.sqrt((split**2).mean(-1) + 1e-12).mean()
+
+
+LOSS_WEIGHTS = ("w_sisdr", "w_under", "w_mrstft", "w_pesq")
 
 
 def enhancement_loss(
@@ -73,11 +160,13 @@ def enhancement_loss(
     c: float = 0.3,
     w_under: float = 0.0,
     w_mrstft: float = 0.0,
+    w_pesq: float = 0.0,
 ):
     """Spectral terms (+ optional SI-SDR). ``w_under`` adds the squared compressed magnitude
     the estimate is *missing* (|clean| above |estimate|) once more at that weight: removing
     speech costs more than leaving noise, which protects syllables in bursts of noise.
-    ``w_mrstft`` adds the multi-resolution STFT loss of the resynthesised waveform."""
+    ``w_mrstft`` adds the multi-resolution STFT loss of the resynthesised waveform, ``w_pesq``
+    the PESQ-modelled ``perceptual_loss`` of it."""
     e, t = compress_ri(est_ri, c), compress_ri(clean_ri, c)
     l_cplx = torch.mean((e - t) ** 2)
     mag_e = torch.sqrt(e[:, 0] ** 2 + e[:, 1] ** 2 + 1e-10)
@@ -93,6 +182,10 @@ def enhancement_loss(
         l_mr = mr_stft_loss(est_wav, clean_wav[..., :n])
         loss = loss + w_mrstft * l_mr
         logs["l_mrstft"] = l_mr.item()
+    if w_pesq:
+        l_p = perceptual_loss(est_wav, clean_wav[..., :n], geom.sample_rate)
+        loss = loss + w_pesq * l_p
+        logs["l_pesq"] = l_p.item()
     return loss, {**logs, "si_sdr": -l_sisdr.item()}
 
 

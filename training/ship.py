@@ -125,6 +125,11 @@ def write_card(
             if cfg.get("w_mrstft")
             else ""
         )
+        + (
+            f", w_pesq = {cfg['w_pesq']} (PESQ-modelled loudness-disturbance loss)"
+            if cfg.get("w_pesq")
+            else ""
+        )
         + ".",
         "",
         f"## Validation during training ({cfg.get('valid_split', 'valid')} split: "

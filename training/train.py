@@ -77,6 +77,7 @@ class TrainConfig:
     w_sisdr: float = 0.0  # see training/losses.py: a time-domain term stalled early training
     w_under: float = 0.0  # extra weight on speech the estimate removes (losses.py)
     w_mrstft: float = 0.0  # multi-resolution STFT loss on the waveform (losses.py)
+    w_pesq: float = 0.0  # PESQ-modelled loudness-disturbance loss on the waveform (losses.py)
     # SSL variants (kd, pretrain, fusion; training/losses.py SSLHook)
     teacher: str = ""  # folder, shipped name or hub id ("" = the shipped teacher)
     teacher_layer: int = -1  # -1 = the last transformer layer

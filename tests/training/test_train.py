@@ -48,12 +48,64 @@ def test_mr_stft_loss_is_zero_on_a_match_and_grows_with_distortion():
     assert torch.isfinite(est.grad).all() and est.grad.abs().sum() > 0
 
 
+def _voiced(seconds=2.0, sr=16000, gap=(0.8, 1.2)):
+    """A harmonic 'voice' (150 Hz, 20 partials, slow vibrato) with a silent gap."""
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 150 * (1 + 0.03 * np.sin(2 * np.pi * 3 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    x = sum(np.sin(k * phase) / k for k in range(1, 21))
+    x[int(gap[0] * sr) : int(gap[1] * sr)] = 0
+    return torch.tensor(0.1 * x / np.abs(x).max(), dtype=torch.float32)[None]
+
+
+def test_perceptual_loss_is_zero_on_a_match_ignores_level_and_ranks_like_pesq():
+    from pesq import pesq
+
+    from training.losses import perceptual_loss
+
+    ref = _voiced()
+    assert perceptual_loss(ref, ref).item() == pytest.approx(0.0, abs=1e-4)
+    assert perceptual_loss(0.5 * ref, ref).item() < 1e-3  # each signal's level is normalised
+    noise = torch.randn(ref.shape, generator=torch.Generator().manual_seed(0))
+    noise = noise * ref.norm() / noise.norm()
+    losses, scores = [], []
+    for snr in (20, 10, 0):
+        est = ref + noise * 10 ** (-snr / 20)
+        losses.append(perceptual_loss(est, ref).item())
+        scores.append(pesq(16000, ref[0].numpy(), est[0].numpy(), "wb"))
+    assert losses[0] < losses[1] < losses[2]
+    assert scores[0] > scores[1] > scores[2]
+
+
+def test_perceptual_loss_grows_with_noise_left_in_a_pause_as_pesq_falls():
+    from pesq import pesq
+
+    from training.losses import perceptual_loss
+
+    ref = _voiced()
+    noise = torch.randn(ref.shape, generator=torch.Generator().manual_seed(1))
+    gap = slice(int(0.85 * 16000), int(1.15 * 16000))  # inside the voice's pause
+    losses, scores = [], []
+    for level in (0.001, 0.003, 0.01):
+        est = ref.clone()
+        est[:, gap] += level * noise[:, gap]
+        losses.append(perceptual_loss(est, ref).item())
+        scores.append(pesq(16000, ref[0].numpy(), est[0].numpy(), "wb"))
+    assert losses[0] < losses[1] < losses[2]
+    assert scores[0] > scores[1] > scores[2]
+    est = torch.zeros(ref.shape, requires_grad=True)  # silence out: finite loss and gradient
+    loss = perceptual_loss(est + 0.5 * ref, ref) + perceptual_loss(est, ref)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(est.grad).all()
+
+
 def test_loss_weights_are_checked_by_name():
     from training.losses import make_hook
 
-    assert make_hook("baseline", w_mrstft=0.5, w_under=1.0).weights == {
+    assert make_hook("baseline", w_mrstft=0.5, w_under=1.0, w_pesq=2.0).weights == {
         "w_mrstft": 0.5,
         "w_under": 1.0,
+        "w_pesq": 2.0,
     }
     with pytest.raises(ValueError, match="unknown loss weights"):
         BaselineHook(w_bogus=1.0)
