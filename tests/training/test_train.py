@@ -268,3 +268,21 @@ def test_under_term_costs_removed_speech_not_residual_noise():
     base, _ = enhancement_loss(under, clean, wav, DEFAULT_GEOMETRY)
     heavier, _ = enhancement_loss(under, clean, wav, DEFAULT_GEOMETRY, w_under=1.0)
     assert heavier.item() == pytest.approx(base.item() + lu["l_under"], rel=1e-5)
+
+
+def test_pesq_term_enters_the_loss_at_its_weight():
+    from dsp.stft import DEFAULT_GEOMETRY, istft
+    from training.losses import enhancement_loss, perceptual_loss, spectra
+
+    clean_wav = _voiced()
+    noisy_wav = clean_wav + 0.01 * torch.randn(
+        clean_wav.shape, generator=torch.Generator().manual_seed(2)
+    )
+    est, clean = spectra(noisy_wav, clean_wav, DEFAULT_GEOMETRY)
+    base, logs = enhancement_loss(est, clean, clean_wav, DEFAULT_GEOMETRY)
+    assert "l_pesq" not in logs
+    heavier, logs = enhancement_loss(est, clean, clean_wav, DEFAULT_GEOMETRY, w_pesq=3.0)
+    est_wav = istft(torch.complex(est[:, 0], est[:, 1]), DEFAULT_GEOMETRY)
+    expected = perceptual_loss(est_wav, clean_wav[..., : est_wav.shape[-1]]).item()
+    assert logs["l_pesq"] == pytest.approx(expected, rel=1e-5) and expected > 1e-3
+    assert heavier.item() == pytest.approx(base.item() + 3.0 * expected, rel=1e-5)
