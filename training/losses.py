@@ -112,9 +112,8 @@ def perceptual_loss(
     punishes most at low input SNR. Frames are pooled as in PESQ (L6 over 20-frame stretches,
     then L2) and the two disturbances weighted 0.1 and 0.0309 as in its MOS mapping.
     Simplified against P.862: no time alignment (the model is aligned), no per-band transfer
-    compensation, no smoothing of the frame gains. On 36 real-valid mixtures (noisy, baseline,
-    RNNoise) its Spearman correlation with PESQ-WB is -0.78, and -0.55 on baseline-minus-RNNoise
-    differences per mixture."""
+    compensation, no smoothing of the frame gains (tests/training/test_train.py checks that it
+    orders noisy estimates as PESQ does)."""
     m, p0, w, passband = (t.to(est.device) for t in _perceptual_tables(n_fft, sr))
     win = torch.hann_window(n_fft, device=est.device, dtype=est.dtype)
 
