@@ -83,18 +83,19 @@ def _bark_bands(n_fft: int, sr: int, n_bands: int = 49, f_lo: float = 100.0):
     return m, centre, width
 
 
-@functools.lru_cache(maxsize=4)
-def _perceptual_tables(n_fft: int, sr: int):
+@functools.lru_cache(maxsize=8)
+def _perceptual_tables(n_fft: int, sr: int, device: torch.device):
+    """Bark matrix, hearing threshold per band, band weights and speech-band mask, made once per
+    geometry and device (not copied to the device at every step)."""
     m, centre, width = _bark_bands(n_fft, sr)
     # absolute threshold of hearing (Terhardt), dB SPL, against a speech band at 70 dB SPL
     k = centre / 1000
     ath = 3.64 * k**-0.8 - 6.5 * torch.exp(-0.6 * (k - 3.3) ** 2) + 1e-3 * k**4
     p0 = 10 ** ((ath - 70) / 10)
-    passband = (
-        (torch.arange(n_fft // 2 + 1) * sr / n_fft >= 300)
-        & (torch.arange(n_fft // 2 + 1) * sr / n_fft <= 3400)
-    ).to(torch.float64)
-    return m.float(), p0.float(), (width / width.sum()).float(), passband.float()
+    f = torch.arange(n_fft // 2 + 1) * sr / n_fft
+    passband = (f >= 300) & (f <= 3400)
+    tables = (m, p0, width / width.sum(), passband)
+    return tuple(t.to(device=device, dtype=torch.float32) for t in tables)
 
 
 def perceptual_loss(
@@ -114,7 +115,7 @@ def perceptual_loss(
     Simplified against P.862: no time alignment (the model is aligned), no per-band transfer
     compensation, no smoothing of the frame gains (tests/training/test_train.py checks that it
     orders noisy estimates as PESQ does)."""
-    m, p0, w, passband = (t.to(est.device) for t in _perceptual_tables(n_fft, sr))
+    m, p0, w, passband = _perceptual_tables(n_fft, sr, est.device)
     win = torch.hann_window(n_fft, device=est.device, dtype=est.dtype)
 
     def bark_power(x):

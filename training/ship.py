@@ -16,6 +16,12 @@ from pathlib import Path
 
 from models.checkpoint import SHIPPED_DIR, load_checkpoint, read_metadata, shipped_models
 
+# optional loss terms a card names when a run used them (training/losses.py)
+OPTIONAL_TERMS = (
+    ("w_mrstft", "multi-resolution STFT loss"),
+    ("w_pesq", "PESQ-modelled loudness-disturbance loss"),
+)
+
 
 def write_card(
     run: Path,
@@ -120,16 +126,7 @@ def write_card(
         f"Loss: MSE on compressed complex spectra + compressed magnitudes, w_under = "
         f"{cfg.get('w_under', 0.0)} (extra weight on speech the estimate removes), w_sisdr = "
         f"{cfg.get('w_sisdr', 0.0)}"
-        + (
-            f", w_mrstft = {cfg['w_mrstft']} (multi-resolution STFT loss)"
-            if cfg.get("w_mrstft")
-            else ""
-        )
-        + (
-            f", w_pesq = {cfg['w_pesq']} (PESQ-modelled loudness-disturbance loss)"
-            if cfg.get("w_pesq")
-            else ""
-        )
+        + "".join(f", {k} = {cfg[k]} ({what})" for k, what in OPTIONAL_TERMS if cfg.get(k))
         + ".",
         "",
         f"## Validation during training ({cfg.get('valid_split', 'valid')} split: "
