@@ -9,6 +9,7 @@ Runs on CPU, on CUDA when present, and under ``torchrun`` (DistributedDataParall
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -95,6 +96,9 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop cleanly after so many minutes of training (0 = no limit)
     init: str = ""  # start from this checkpoint's weights (fine-tuning); ignored when resuming
     time_schedule: bool = False  # pace warm-up/decay by max_minutes when that comes before steps
+    # > 0: keep an exponential moving average of the weights (horizon about 1 / (1 - ema_decay)
+    # steps); validation, best and latest then use the average, last.pt keeps both
+    ema_decay: float = 0.0
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
@@ -133,6 +137,19 @@ def _atomic_torch_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, updates: int) -> None:
+    """One step of the weight average: ``ema = d * ema + (1 - d) * model`` with
+    ``d = min(decay, n / (n + 1))`` after ``n`` earlier updates: the plain mean of every step so
+    far until the horizon ``1 / (1 - decay)`` is reached, so the starting weights do not linger;
+    buffers (BatchNorm statistics) are copied."""
+    d = min(decay, updates / (updates + 1))
+    for a, p in zip(ema.parameters(), model.parameters(), strict=True):
+        a.lerp_(p.detach(), 1.0 - d)
+    for a, b in zip(ema.buffers(), model.buffers(), strict=True):
+        a.copy_(b)
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -220,12 +237,14 @@ def train(cfg: TrainConfig) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, epoch = 0, -math.inf, 0
     prior_s = 0.0  # training time of earlier invocations (resume)
+    ema_state = None
     last = out / "last.pt"
     if last.exists():
         st = torch.load(last, map_location=device, weights_only=False)
         if st.get("config", {}).get("model_config") != cfg.model_config:
             raise UserError(f"{last} was trained with another model config; use another --out")
         model.load_state_dict(st["model"])
+        ema_state = st.get("ema")
         opt.load_state_dict(st["optim"])
         step, best, epoch = st["step"], st["best"], st["epoch"]
         prior_s = st.get("train_seconds", 0.0)
@@ -249,6 +268,14 @@ def train(cfg: TrainConfig) -> Path:
             log.info("starting from the weights of %s", cfg.init)
     if rank == 0:
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    ema = None
+    if cfg.ema_decay:
+        if not 0.0 < cfg.ema_decay < 1.0:
+            raise UserError(f"ema_decay is a number in (0, 1), not {cfg.ema_decay}")
+        ema = copy.deepcopy(model).requires_grad_(False)
+        if ema_state is not None:
+            ema.load_state_dict(ema_state)
+    scored = ema if ema is not None else model  # what validation scores and checkpoints hold
     train_model = model
     if distributed:
         train_model = torch.nn.parallel.DistributedDataParallel(
@@ -287,6 +314,7 @@ def train(cfg: TrainConfig) -> Path:
         _atomic_torch_save(
             {
                 "model": model.state_dict(),
+                **({"ema": ema.state_dict()} if ema is not None else {}),
                 "optim": opt.state_dict(),
                 "step": step,
                 "best": best,
@@ -300,7 +328,7 @@ def train(cfg: TrainConfig) -> Path:
     def save_model(path, metrics):
         save_checkpoint(
             path,
-            model,
+            scored,
             train_config=cfg.to_dict(),
             data=_data_description(cfg),
             metrics=metrics,
@@ -335,6 +363,8 @@ def train(cfg: TrainConfig) -> Path:
             if not torch.isfinite(loss):
                 raise RuntimeError(f"loss became {loss.item()} at step {step}")
             opt.step()
+            if ema is not None:
+                ema_update(ema, model, cfg.ema_decay, step)
             step += 1
             if cfg.max_minutes and step % cfg.log_every == 0:
                 late = elapsed() > cfg.max_minutes * 60
@@ -373,7 +403,7 @@ def train(cfg: TrainConfig) -> Path:
             if step % cfg.ckpt_every == 0:
                 save_last()
             if step % cfg.valid_every == 0 or step == cfg.steps or stopping:
-                res = validate(model, cfg, valid[0], valid[1], hook)
+                res = validate(scored, cfg, valid[0], valid[1], hook)
                 res.update(step=step, lr=lr_at(step, cfg, elapsed()), wall_s=round(elapsed(), 1))
                 with open(history, "a") as f:
                     f.write(json.dumps(res) + "\n")

@@ -286,3 +286,46 @@ def test_pesq_term_enters_the_loss_at_its_weight():
     expected = perceptual_loss(est_wav, clean_wav[..., : est_wav.shape[-1]]).item()
     assert logs["l_pesq"] == pytest.approx(expected, rel=1e-5) and expected > 1e-3
     assert heavier.item() == pytest.approx(base.item() + 3.0 * expected, rel=1e-5)
+
+
+def test_ema_update_is_a_running_mean_then_exponential():
+    from training.train import ema_update
+
+    model = torch.nn.BatchNorm1d(3)
+    ema = torch.nn.BatchNorm1d(3).requires_grad_(False)
+    seen = []
+    for n in range(4):  # below the horizon: the plain mean of the weights seen so far
+        with torch.no_grad():
+            model.weight.fill_(float(n + 1))
+            model.running_mean.fill_(10.0 * n)
+        seen.append(n + 1.0)
+        ema_update(ema, model, decay=0.9, updates=n)
+        assert torch.allclose(ema.weight, torch.full((3,), float(np.mean(seen))))
+        assert torch.equal(ema.running_mean, model.running_mean)  # buffers follow the model
+    before = ema.weight.clone()
+    with torch.no_grad():
+        model.weight.fill_(100.0)
+    ema_update(ema, model, decay=0.9, updates=1000)  # past it: ema = 0.9 ema + 0.1 model
+    assert torch.allclose(ema.weight, 0.9 * before + 10.0)
+
+
+@pytest.mark.slow
+def test_weight_average_is_what_validation_scores_and_checkpoints_hold(dns_tree, tmp_path):
+    from dsp.errors import UserError
+    from models.checkpoint import load_checkpoint
+
+    cfg = _tiny(dns_tree, tmp_path / "run", steps=10, valid_every=10, ema_decay=0.8)
+    train(cfg)
+    st = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    got, _ = load_checkpoint(tmp_path / "run" / "latest.safetensors")
+    for k, v in got.state_dict().items():
+        assert torch.equal(v, st["ema"][k]), k
+    assert any(not torch.equal(st["ema"][k], st["model"][k]) for k in st["model"])
+    # resuming carries the average on from the saved one
+    cfg.steps = 20
+    train(cfg)
+    st2 = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert st2["step"] == 20
+    assert any(not torch.equal(st2["ema"][k], st["ema"][k]) for k in st["ema"])
+    with pytest.raises(UserError, match="ema_decay"):
+        train(_tiny(dns_tree, tmp_path / "bad", steps=1, ema_decay=1.5))
