@@ -71,7 +71,13 @@ def write_card(
         + (" --how '...'" if how else "")
         + (f" --hardware '{hardware}'" if hardware != "a 2-core CPU" else ""),
         "```",
-        f"Shipped checkpoint: the best validation score (PESQ + 0.1 x SI-SDR) at step "
+        "Shipped checkpoint: "
+        + (
+            f"the moving average of the weights (ema_decay {cfg['ema_decay']}) with "
+            if cfg.get("ema_decay")
+            else ""
+        )
+        + f"the best validation score (PESQ + 0.1 x SI-SDR) at step "
         f"{m.get('step')} of {cfg.get('steps')} (batch {cfg.get('batch_size')} x "
         f"{cfg.get('data', {}).get('seconds')} s, AdamW lr {cfg.get('lr')} with warm-up and "
         f"cosine decay), {wall_h:.2f} h of training time on {hardware}"

@@ -313,6 +313,7 @@ def test_ema_update_is_a_running_mean_then_exponential():
 def test_weight_average_is_what_validation_scores_and_checkpoints_hold(dns_tree, tmp_path):
     from dsp.errors import UserError
     from models.checkpoint import load_checkpoint
+    from training.ship import write_card
 
     cfg = _tiny(dns_tree, tmp_path / "run", steps=10, valid_every=10, ema_decay=0.8)
     train(cfg)
@@ -321,6 +322,8 @@ def test_weight_average_is_what_validation_scores_and_checkpoints_hold(dns_tree,
     for k, v in got.state_dict().items():
         assert torch.equal(v, st["ema"][k]), k
     assert any(not torch.equal(st["ema"][k], st["model"][k]) for k in st["model"])
+    card = write_card(tmp_path / "run", "b", tmp_path / "run" / "best.safetensors", None)
+    assert "the moving average of the weights (ema_decay 0.8) with the best validation" in card
     # resuming carries the average on from the saved one
     cfg.steps = 20
     train(cfg)
