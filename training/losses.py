@@ -242,7 +242,9 @@ class SSLHook(BaselineHook):
         self.w_ssl = w_ssl
         self.teacher = Teacher(teacher or None, layer)
         self.teacher.load_stats()  # fail now, not at the first step, if statistics are missing
-        self.pretrain_steps = int(round(pretrain_fraction * total_steps))
+        # stage 1 (no enhancement yet) exists only in pretrain: the loop keeps no best before it
+        stage1 = pretrain_fraction * total_steps if variant == "pretrain" else 0
+        self.pretrain_steps = int(round(stage1))
         self.step = 0  # set by the training loop before each batch
 
     def describe(self) -> dict:

@@ -23,6 +23,20 @@ OPTIONAL_TERMS = (
 )
 
 
+def _which_checkpoint(m: dict, hist: list[dict]) -> str:
+    """The checkpoint's place among the run's validations: the best, or - when a better one was
+    not kept (a file other than best.safetensors, or a loop that skipped some) - which it is."""
+    scored = [h for h in hist if "score" in h]
+    top = max(scored, key=lambda h: h["score"]) if scored else None
+    if top is None or top["step"] == m.get("step"):
+        return f"the best validation score (PESQ + 0.1 x SI-SDR) at step {m.get('step')}"
+    return (
+        f"the checkpoint at step {m.get('step')} (validation score PESQ + 0.1 x SI-SDR "
+        f"{m.get('score', float('nan')):.3f}; step {top['step']} scored {top['score']:.3f} "
+        "and was not kept)"
+    )
+
+
 def write_card(
     run: Path,
     name: str,
@@ -77,8 +91,8 @@ def write_card(
             if cfg.get("ema_decay")
             else ""
         )
-        + f"the best validation score (PESQ + 0.1 x SI-SDR) at step "
-        f"{m.get('step')} of {cfg.get('steps')} (batch {cfg.get('batch_size')} x "
+        + _which_checkpoint(m, hist)
+        + f" of {cfg.get('steps')} (batch {cfg.get('batch_size')} x "
         f"{cfg.get('data', {}).get('seconds')} s, AdamW lr {cfg.get('lr')} with warm-up and "
         f"cosine decay), {wall_h:.2f} h of training time on {hardware}"
         " (from the run's history).",
