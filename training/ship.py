@@ -23,17 +23,21 @@ OPTIONAL_TERMS = (
 )
 
 
-def _which_checkpoint(m: dict, hist: list[dict]) -> str:
+def _which_checkpoint(
+    m: dict, hist: list[dict], steps: int | None = None, ema_decay: float | None = None
+) -> str:
     """The checkpoint's place among the run's validations: the best, or - when a better one was
     not kept (a file other than best.safetensors, or a loop that skipped some) - which it is."""
+    what = f"the moving average of the weights (ema_decay {ema_decay})" if ema_decay else ""
     scored = [h for h in hist if "score" in h]
     top = max(scored, key=lambda h: h["score"]) if scored else None
     if top is None or top["step"] == m.get("step"):
-        return f"the best validation score (PESQ + 0.1 x SI-SDR) at step {m.get('step')}"
+        best = f"the best validation score (PESQ + 0.1 x SI-SDR) at step {m.get('step')} of {steps}"
+        return f"{what} with {best}" if what else best
     return (
-        f"the checkpoint at step {m.get('step')} (validation score PESQ + 0.1 x SI-SDR "
-        f"{m.get('score', float('nan')):.3f}; step {top['step']} scored {top['score']:.3f} "
-        "and was not kept)"
+        f"{what or 'the checkpoint'} at step {m.get('step')} of {steps} (validation score "
+        f"PESQ + 0.1 x SI-SDR {m.get('score', float('nan')):.3f}; step {top['step']} scored "
+        f"{top['score']:.3f} and was not kept)"
     )
 
 
@@ -86,13 +90,8 @@ def write_card(
         + (f" --hardware '{hardware}'" if hardware != "a 2-core CPU" else ""),
         "```",
         "Shipped checkpoint: "
-        + (
-            f"the moving average of the weights (ema_decay {cfg['ema_decay']}) with "
-            if cfg.get("ema_decay")
-            else ""
-        )
-        + _which_checkpoint(m, hist)
-        + f" of {cfg.get('steps')} (batch {cfg.get('batch_size')} x "
+        + _which_checkpoint(m, hist, cfg.get("steps"), cfg.get("ema_decay"))
+        + f" (batch {cfg.get('batch_size')} x "
         f"{cfg.get('data', {}).get('seconds')} s, AdamW lr {cfg.get('lr')} with warm-up and "
         f"cosine decay), {wall_h:.2f} h of training time on {hardware}"
         " (from the run's history).",
