@@ -199,6 +199,12 @@ def build(cfg: CorpusConfig) -> Path:
             ),
             cfg.workers,
         )
+        rows += _stage(
+            root,
+            "real_noise_more",
+            lambda: corpus_plan.plan_real_noise(cfg, root, random.Random(cfg.seed + 6), more=True),
+            cfg.workers,
+        )
     manifest = root / "manifest.jsonl"
     tmp = manifest.with_suffix(".part")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))

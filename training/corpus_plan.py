@@ -248,18 +248,21 @@ def unpacked(package: str) -> Path:
 
 
 def plan_real_noise(
-    cfg: CorpusConfig, root: Path, rng: random.Random, extra: bool = False
+    cfg: CorpusConfig, root: Path, rng: random.Random, extra: bool = False, more: bool = False
 ) -> list[dict]:
     """Jobs for the real-noise packages: the first ones split file by file (train / valid /
     test); with ``extra``, the newer packages, each whole in the split that
-    ``corpus_real.REAL_NOISE_DEBS`` gives it."""
+    ``corpus_real.REAL_NOISE_DEBS`` gives it; with ``more``, those of
+    ``corpus_real.MORE_NOISE_DEBS`` (families by ``corpus_real.more_noise_family``)."""
     jobs = []
-    if extra:
+    if extra or more:
+        debs = corpus_real.MORE_NOISE_DEBS if more else corpus_real.REAL_NOISE_DEBS
+        family = corpus_real.more_noise_family if more else corpus_real.real_noise_family
         files = []
-        for deb, (split, _) in corpus_real.REAL_NOISE_DEBS.items():
+        for deb, (split, _) in debs.items():
             for p in sorted(unpacked(deb).rglob("*")):
                 if p.suffix.lower() in (".ogg", ".wav", ".flac") and p.is_file():
-                    files.append((deb.split("-")[0], corpus_real.real_noise_family(p), p, split))
+                    files.append((deb.split("-")[0], family(p), p, split))
     else:
         files = [(source, family, p, None) for source, family, p in _real_noise_files()]
     for source, family, p, fixed in files:
@@ -281,8 +284,8 @@ def plan_real_noise(
                 "seed": rng.randrange(2**31),
                 "peak": 0.9,
                 "path": f"noise/{split}/{source}/{family}_{idx:05d}.flac"
-                if not extra
-                else f"noise/{split}/{source}/{family}_x{idx:05d}.flac",
+                if not (extra or more)
+                else f"noise/{split}/{source}/{family}_{'m' if more else 'x'}{idx:05d}.flac",
                 "extra": {"file": p.name},
             }
         )

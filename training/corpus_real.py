@@ -4,7 +4,8 @@ Real speech: spoken words and letters recorded by native speakers of dozens of l
 (Debian ``ktuberling-data``, ``klettres-data``), one speaker per package and language. Words are
 screened (narrowband files, and files whose own noise floor sits less than ``MIN_SNR_DB`` under
 the speech, are dropped: a noisy target teaches a model to keep noise) and joined into clips
-with natural pauses. Real noise: more Debian game data (``widelands-data`` for training).
+with natural pauses. Real noise: more Debian game data for training (``widelands-data``, then
+``MORE_NOISE_DEBS``).
 
 Two extra splits test generalisation to what no training choice has seen:
 ``real-valid`` and ``real-test`` hold *whole speakers* whose language training never hears and
@@ -20,6 +21,7 @@ Reserved packages (``RESERVED_PREFIXES``) feed an independent check and are neve
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -64,6 +66,16 @@ REAL_NOISE_DEBS = {
     "simutrans-pak64": ("real-valid", "Artistic"),
     "freedroidrpg-data": ("real-test", "GPL-2+"),
 }
+# Still more real noise for training, each package whole in train (stage real_noise_more):
+# megaglest-data's landscape loops (birds, wind, rain, water, animals, night: 35 min), work and
+# weapon effects and music. Its voice lines (units that answer, shout or die: 20 min) are family
+# "voices" (more_noise_family). Packages with a few minutes of sound (minetest-data,
+# extremetuxracer-data) were left out: noise is drawn evenly per source and family, so a tiny
+# family would be heard as often as a large one.
+MORE_NOISE_DEBS = {
+    "megaglest-data": ("train", "GPL-2+ / CC-BY-SA-3.0"),
+}
+_VOICE_LINE = re.compile(r"_(ack|select|die|attack)[0-9]*$")
 # Interfering talkers for real-voices: package -> (zip archive inside it, folders of voice
 # lines in the archive, folders in them that hold sound effects instead). warzone2100-data's
 # audio is GPL-2+.
@@ -246,6 +258,19 @@ def real_noise_family(path: Path) -> str:
         return "music"
     if "voice_samples" in parts or "tux_ingame_comments" in parts:
         return "voices"
+    return "effects"
+
+
+def more_noise_family(path: Path) -> str:
+    """The family of a file of the ``MORE_NOISE_DEBS`` packages: music, voices (a unit's spoken
+    or shouted line), ambience (a landscape's or the water's sound loop) or effects."""
+    parts = {q.lower() for q in path.parts}
+    if "music" in parts:
+        return "music"
+    if _VOICE_LINE.search(path.stem.lower()):
+        return "voices"
+    if parts & {"tilesets", "env_sounds", "water_sounds"}:
+        return "ambience"
     return "effects"
 
 

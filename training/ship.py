@@ -52,19 +52,13 @@ def write_card(
 ) -> str:
     meta = read_metadata(checkpoint)
     model, _ = load_checkpoint(checkpoint)
-    hist = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines() if x]
     cfg = meta["train_config"]
     m = meta["metrics"]
-    import csv
-
-    with open(run / "train_log.csv", newline="") as f:
-        times = [int(r["time"]) for r in csv.DictReader(f) if (r.get("time") or "").isdigit()]
-    # the trainer's own clock (it leaves out the gaps of a resumed run); older runs: the log
-    walls = [h["wall_s"] for h in hist if "wall_s" in h]
-    if walls:
-        wall_h = max(walls) / 3600
-    else:
-        wall_h = (max(times) - min(times)) / 3600 if times else float("nan")
+    soup = meta.get("extra", {}).get("soup")
+    if soup:
+        return _soup_card(meta, model, soup, name, run, checkpoint, eval_dirs, note, how, hardware)
+    hist = _history(run)
+    wall_h = _wall_hours(run, hist)
     shipped = shipped_models()
     lines = [
         f"# Model card: `{name}`",
@@ -83,11 +77,7 @@ def write_card(
                 f"hushlab train --config training/configs/{cfg.get('name')}.toml",
             ]
         ),
-        f".venv/bin/python -m training.ship {run} {name}"
-        + "".join(f" --eval {d}" for d in eval_dirs or [])
-        + (" --note '...'" if note else "")
-        + (" --how '...'" if how else "")
-        + (f" --hardware '{hardware}'" if hardware != "a 2-core CPU" else ""),
+        _ship_command(run, name, eval_dirs, note, how, hardware),
         "```",
         "Shipped checkpoint: "
         + _which_checkpoint(m, hist, cfg.get("steps"), cfg.get("ema_decay"))
@@ -159,6 +149,12 @@ def write_card(
             f"| {h['step']} | {h['valid_loss']:.4f} | {h['valid_si_sdr']:.2f} | "
             f"{h['valid_si_sdr_in']:.2f} | {h['valid_pesq']:.3f} |"
         )
+    return "\n".join(lines + _eval_sections(eval_dirs)) + "\n"
+
+
+def _eval_sections(eval_dirs: list[Path] | None) -> list[str]:
+    """The tables of ``hushlab eval`` reports, each under a heading that says what was reused."""
+    lines: list[str] = []
     for eval_dir in eval_dirs or []:
         if not (eval_dir / "summary.md").exists():
             continue
@@ -180,7 +176,78 @@ def write_card(
         ]
         if (eval_dir / "paired.md").exists():
             lines += ["", (eval_dir / "paired.md").read_text()]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _history(run: Path) -> list[dict]:
+    f = run / "history.jsonl"
+    return [json.loads(x) for x in f.read_text().splitlines() if x] if f.exists() else []
+
+
+def _wall_hours(run: Path, hist: list[dict]) -> float:
+    """Training time: the trainer's own clock (it leaves out the gaps of a resumed run); older
+    runs: the span of the training log."""
+    walls = [h["wall_s"] for h in hist if "wall_s" in h]
+    if walls:
+        return max(walls) / 3600
+    log = run / "train_log.csv"
+    if not log.exists():
+        return float("nan")
+    import csv
+
+    with open(log, newline="") as f:
+        times = [int(r["time"]) for r in csv.DictReader(f) if (r.get("time") or "").isdigit()]
+    return (max(times) - min(times)) / 3600 if times else float("nan")
+
+
+def _ship_command(run, name, eval_dirs, note, how, hardware) -> str:
+    return (
+        f".venv/bin/python -m training.ship {run} {name}"
+        + "".join(f" --eval {d}" for d in eval_dirs or [])
+        + (" --note '...'" if note else "")
+        + (" --how '...'" if how else "")
+        + (f" --hardware '{hardware}'" if hardware != "a 2-core CPU" else "")
+    )
+
+
+def _soup_card(meta, model, soup, name, run, checkpoint, eval_dirs, note, how, hardware) -> str:
+    """The card of a model soup (training/soup.py): what was averaged, and each ingredient's run."""
+    equal = len({r["weight"] for r in soup}) == 1
+    rows, hours = [], 0.0
+    for r in soup:
+        src = Path(r["path"])
+        h = _wall_hours(src.parent, _history(src.parent))
+        hours += 0.0 if h != h else h
+        score = f"{r['score']:.3f}" if r.get("score") is not None else "-"
+        rows.append(
+            f"| `{r['path']}` | {r.get('name')} | {r.get('step')} | {score} | {r['weight']:.3f} |"
+        )
+    lines = [
+        f"# Model card: `{name}`",
+        "",
+        f"A causal GCRN ({model.inference_parameters() / 1e6:.2f} M parameters, "
+        f"{model.inference_parameters() * 4 / 1e6:.1f} MB in fp32; 16 kHz, 20 ms hop, "
+        f"{1000 * model.config.win / model.config.sample_rate:.0f} ms algorithmic latency), "
+        f"variant `{meta['train_config'].get('variant')}`.",
+        "",
+        "## How it was made",
+        "```",
+        *(how or [f".venv/bin/python -m training.soup {checkpoint.name} ..."]),
+        _ship_command(run, name, eval_dirs, note, how, hardware),
+        "```",
+        f"Shipped checkpoint: a model soup - the {'equal-weight' if equal else 'weighted'} mean of"
+        f" the weights (BatchNorm statistics included) of {len(soup)} checkpoints of one model"
+        " (training/soup.py); no training of its own. Its ingredients took "
+        f"{hours:.2f} h of training time on {hardware} together (from their runs' histories).",
+        *([note] if note else []),
+        _teacher_line(meta, meta["train_config"]),
+        "",
+        "## Ingredients (validation score PESQ + 0.1 x SI-SDR from each run's own validation)",
+        "| checkpoint | run | step | validation score | weight |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+    return "\n".join(lines + _eval_sections(eval_dirs)) + "\n"
 
 
 def _teacher_line(meta: dict, cfg: dict) -> str:

@@ -36,8 +36,10 @@ def make_soup(paths: list[str | Path], weights: list[float] | None = None):
     weights = [w / total for w in weights]
     first, meta0 = load_checkpoint(paths[0])
     key0 = (meta0["model"], meta0["config"], meta0["teacher"])
-    acc = {k: v.double() * weights[0] if v.is_floating_point() else v.clone()
-           for k, v in first.state_dict().items()}
+    acc = {
+        k: v.double() * weights[0] if v.is_floating_point() else v.clone()
+        for k, v in first.state_dict().items()
+    }
     records = [_record(paths[0], first, meta0, weights[0])]
     for path, w in zip(paths[1:], weights[1:], strict=True):
         model, meta = load_checkpoint(path)
