@@ -114,7 +114,7 @@ def test_reserved_packages_are_refused_and_never_named():
         with pytest.raises(UserError, match="reserved"):
             C.fetch_deb(name, Path("/nonexistent"))
     used = list(C.SPEECH_DEBS) + list(C.NOISE_DEBS) + list(R.REAL_SPEECH_DEBS)
-    used += list(R.REAL_NOISE_DEBS) + list(R.VOICE_NOISE_DEBS)
+    used += list(R.REAL_NOISE_DEBS) + list(R.VOICE_NOISE_DEBS) + list(R.MORE_NOISE_DEBS)
     assert all(R.check_allowed(p) for p in used)
     # nowhere in the tracked sources, outside the list that refuses them
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
@@ -165,9 +165,10 @@ def test_build_with_real_sources_summary_counts(fake_words, tmp_path, monkeypatc
     noise_root = tmp_path / "noisepk"
     rng = np.random.default_rng(0)
     unpacked_noise = {}
-    for deb in R.REAL_NOISE_DEBS:
-        for i, sub in enumerate(("sound/ambient", "music")):
-            p = noise_root / deb / sub / f"n{i}.ogg"
+    more = ("tilesets/spring/sounds/day.ogg", "units/archer/sounds/archer_ack1.wav")
+    for deb in [*R.REAL_NOISE_DEBS, *R.MORE_NOISE_DEBS]:
+        for sub in ("sound/ambient/n0.ogg", "music/n1.ogg", *more):
+            p = noise_root / deb / sub
             p.parent.mkdir(parents=True, exist_ok=True)
             sf.write(p, (0.1 * rng.standard_normal(22050 * 2)).astype(np.float32), 22050)
         unpacked_noise[deb] = noise_root / deb
@@ -203,8 +204,11 @@ def test_build_with_real_sources_summary_counts(fake_words, tmp_path, monkeypatc
     noise_splits = {
         r["source"]: r["split"] for r in rows if r["kind"] == "noise" and r["source"] != "synthetic"
     }
-    for deb, (split, _) in R.REAL_NOISE_DEBS.items():
+    for deb, (split, _) in [*R.REAL_NOISE_DEBS.items(), *R.MORE_NOISE_DEBS.items()]:
         assert noise_splits[deb.split("-")[0]] == split
+    more_rows = [r for r in rows if r["source"] == "megaglest"]
+    assert {r["voice"] for r in more_rows} == {"ambience", "effects", "music", "voices"}
+    assert all(r["split"] == "train" and "_m" in r["path"] for r in more_rows)
     # real-voices: every voice line of the archive once, no sound effect, in no other split
     voices = [r for r in rows if r["split"] == "real-voices"]
     assert voices and {(r["kind"], r["source"], r["voice"]) for r in voices} == {
@@ -215,3 +219,16 @@ def test_build_with_real_sources_summary_counts(fake_words, tmp_path, monkeypatc
     md = (root / "summary.md").read_text()
     assert "real-test h" in md and "| speech | klettres | yes |" in md
     assert "real-voices h" in md
+
+
+def test_more_noise_families():
+    f = R.more_noise_family
+    base = Path("usr/share/games/megaglest")
+    assert f(base / "tilesets/spring/sounds/rain.ogg") == "ambience"
+    assert f(base / "data/core/water_sounds/splash2.wav") == "ambience"
+    units = base / "techs/megapack/factions/tech/units"
+    assert f(units / "archer/sounds/archer_select3.wav") == "voices"
+    assert f(base / "techs/megapack/commondata/sounds/guard_die1.wav") == "voices"
+    assert f(base / "techs/megapack/commondata/sounds/worker_mine2.wav") == "effects"
+    assert f(base / "techs/megapack/factions/tech/music/tech.ogg") == "music"
+    assert f(base / "tilesets/spring/sounds/wolf_attack.wav") == "voices"  # the line pattern before the place
