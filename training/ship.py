@@ -61,13 +61,7 @@ def write_card(
     wall_h = _wall_hours(run, hist)
     shipped = shipped_models()
     lines = [
-        f"# Model card: `{name}`",
-        "",
-        f"A causal GCRN ({model.inference_parameters() / 1e6:.2f} M parameters, "
-        f"{model.inference_parameters() * 4 / 1e6:.1f} MB in fp32; 16 kHz, 20 ms hop, "
-        f"{1000 * model.config.win / model.config.sample_rate:.0f} ms algorithmic latency), "
-        f"variant `{cfg.get('variant')}`.",
-        "",
+        *_title(name, model, cfg),
         "## How it was made",
         "```",
         *(
@@ -96,8 +90,37 @@ def write_card(
         *([note] if note else []),
         _teacher_line(meta, cfg),
         "",
-        "## Data",
+        *_data_lines(meta, cfg),
+        "",
+        f"## Validation during training ({cfg.get('valid_split', 'valid')} split: "
+        f"{cfg.get('valid_mixtures')} pairs x (-5, 0, +5) dB; PESQ on the first "
+        f"{cfg.get('valid_pesq')})",
+        "| step | loss | SI-SDR (dB) | input SI-SDR (dB) | PESQ-WB |",
+        "|---|---|---|---|---|",
     ]
+    for h in hist:
+        lines.append(
+            f"| {h['step']} | {h['valid_loss']:.4f} | {h['valid_si_sdr']:.2f} | "
+            f"{h['valid_si_sdr_in']:.2f} | {h['valid_pesq']:.3f} |"
+        )
+    return "\n".join(lines + _eval_sections(eval_dirs)) + "\n"
+
+
+def _title(name: str, model, cfg: dict) -> list[str]:
+    return [
+        f"# Model card: `{name}`",
+        "",
+        f"A causal GCRN ({model.inference_parameters() / 1e6:.2f} M parameters, "
+        f"{model.inference_parameters() * 4 / 1e6:.1f} MB in fp32; 16 kHz, 20 ms hop, "
+        f"{1000 * model.config.win / model.config.sample_rate:.0f} ms algorithmic latency), "
+        f"variant `{cfg.get('variant')}`.",
+        "",
+    ]
+
+
+def _data_lines(meta: dict, cfg: dict) -> list[str]:
+    """The corpus, the on-the-fly mixtures and the loss a checkpoint was trained with."""
+    lines = ["## Data"]
     data = meta.get("data", {})
     cs = data.get("corpus_summary", {})
     if cs:
@@ -137,19 +160,8 @@ def write_card(
         f"{cfg.get('w_sisdr', 0.0)}"
         + "".join(f", {k} = {cfg[k]} ({what})" for k, what in OPTIONAL_TERMS if cfg.get(k))
         + ".",
-        "",
-        f"## Validation during training ({cfg.get('valid_split', 'valid')} split: "
-        f"{cfg.get('valid_mixtures')} pairs x (-5, 0, +5) dB; PESQ on the first "
-        f"{cfg.get('valid_pesq')})",
-        "| step | loss | SI-SDR (dB) | input SI-SDR (dB) | PESQ-WB |",
-        "|---|---|---|---|---|",
     ]
-    for h in hist:
-        lines.append(
-            f"| {h['step']} | {h['valid_loss']:.4f} | {h['valid_si_sdr']:.2f} | "
-            f"{h['valid_si_sdr_in']:.2f} | {h['valid_pesq']:.3f} |"
-        )
-    return "\n".join(lines + _eval_sections(eval_dirs)) + "\n"
+    return lines
 
 
 def _eval_sections(eval_dirs: list[Path] | None) -> list[str]:
@@ -223,13 +235,7 @@ def _soup_card(meta, model, soup, name, run, checkpoint, eval_dirs, note, how, h
             f"| `{r['path']}` | {r.get('name')} | {r.get('step')} | {score} | {r['weight']:.3f} |"
         )
     lines = [
-        f"# Model card: `{name}`",
-        "",
-        f"A causal GCRN ({model.inference_parameters() / 1e6:.2f} M parameters, "
-        f"{model.inference_parameters() * 4 / 1e6:.1f} MB in fp32; 16 kHz, 20 ms hop, "
-        f"{1000 * model.config.win / model.config.sample_rate:.0f} ms algorithmic latency), "
-        f"variant `{meta['train_config'].get('variant')}`.",
-        "",
+        *_title(name, model, meta["train_config"]),
         "## How it was made",
         "```",
         *(how or [f".venv/bin/python -m training.soup {checkpoint.name} ..."]),
@@ -241,6 +247,9 @@ def _soup_card(meta, model, soup, name, run, checkpoint, eval_dirs, note, how, h
         f"{hours:.2f} h of training time on {hardware} together (from their runs' histories).",
         *([note] if note else []),
         _teacher_line(meta, meta["train_config"]),
+        "",
+        *_data_lines(meta, meta["train_config"]),
+        "(the first ingredient's; each ingredient's card or run records its own)",
         "",
         "## Ingredients (validation score PESQ + 0.1 x SI-SDR from each run's own validation)",
         "| checkpoint | run | step | validation score | weight |",
