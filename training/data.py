@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,10 @@ class DataConfig:
     p_eq: float = 0.0
     eq_gain_db: float = 6.0
     real_noise_share: float = 0.6  # of mixtures whose noise is a real recording (corpus)
+    # training only: a family (``music``) or group (``hedgewars:music``) -> a factor on its
+    # share of the draws within its kind (1 = the even share; e.g. music = 0.33 hears music a
+    # third as often); validation and test mixtures are never reweighted
+    noise_weights: dict = field(default_factory=dict)
     # of mixtures whose speech is a real recording (corpus; shared evenly by the real sources);
     # 0: every speech file equally likely
     real_speech_share: float = 0.0
@@ -183,20 +187,34 @@ def without_noise(paths: list[Path], drop) -> list[Path]:
     return keep
 
 
-def balanced_noise_weights(paths: list[Path], real_share: float = 0.6) -> np.ndarray:
+def balanced_noise_weights(
+    paths: list[Path], real_share: float = 0.6, factors: dict | None = None
+) -> np.ndarray:
     """Per-file sampling probabilities: each noise group gets an equal share within its kind
     (real recordings: ``real_share``; synthetic: the rest), files equal within a group. Without
-    this, a source with many short files (a voice pack) would dominate the mixtures."""
+    this, a source with many short files (a voice pack) would dominate the mixtures.
+    ``factors`` (family or group -> factor, see ``DataConfig.noise_weights``) scale the shares
+    of groups within their kind; the kinds keep their shares."""
     groups = [noise_group(p) for p in paths]
     kinds = {syn for _, syn in groups}
     share = (
         {True: 1.0 - real_share, False: real_share} if len(kinds) == 2 else {k: 1.0 for k in kinds}
     )
-    n_groups = {syn: len({g for g, s in groups if s == syn}) for syn in kinds}
+    factors = factors or {}
+    bad = {k: v for k, v in factors.items() if not (isinstance(v, int | float) and v >= 0)}
+    if bad:
+        raise UserError(f"noise_weights are factors >= 0, not {bad}")
+
+    def factor(g: str) -> float:
+        return float(factors.get(g, factors.get(g.split(":")[-1], 1.0)))
+
+    mass = {syn: sum(factor(g) for g in {g for g, s in groups if s == syn}) for syn in kinds}
+    if any(m <= 0 for m in mass.values()):
+        raise UserError(f"noise_weights {factors} leave a kind of noise with no share")
     size = {}
     for g, _ in groups:
         size[g] = size.get(g, 0) + 1
-    w = np.array([share[syn] / n_groups[syn] / size[g] for g, syn in groups])
+    w = np.array([share[syn] * factor(g) / mass[syn] / size[g] for g, syn in groups])
     return w / w.sum()
 
 
@@ -352,7 +370,9 @@ class TrainMixtures(torch.utils.data.Dataset):
         noise = without_noise(noise, cfg.drop_noise)
         self.speech = AudioPool(speech)
         self.noise = AudioPool(noise)
-        self.noise.weights = balanced_noise_weights(self.noise.paths, cfg.real_noise_share)
+        self.noise.weights = balanced_noise_weights(
+            self.noise.paths, cfg.real_noise_share, cfg.noise_weights
+        )
         self.speech.weights = real_speech_weights(self.speech.paths, cfg.real_speech_share)
         self.cfg, self.length, self.seed, self.rank = cfg, length, seed, rank
         self.epoch = 0

@@ -145,6 +145,11 @@ def _data_lines(meta: dict, cfg: dict) -> list[str]:
         )
         + (f", noise left out: {', '.join(data['drop_noise'])}" if data.get("drop_noise") else "")
         + (
+            ", noise heard " + ", ".join(f"{k} x{v}" for k, v in data["noise_weights"].items())
+            if data.get("noise_weights")
+            else ""
+        )
+        + (
             f", speed change {data['p_speed']} (+-{data.get('speed_max')})"
             if data.get("p_speed")
             else ""

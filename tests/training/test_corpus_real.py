@@ -231,4 +231,5 @@ def test_more_noise_families():
     assert f(base / "techs/megapack/commondata/sounds/guard_die1.wav") == "voices"
     assert f(base / "techs/megapack/commondata/sounds/worker_mine2.wav") == "effects"
     assert f(base / "techs/megapack/factions/tech/music/tech.ogg") == "music"
-    assert f(base / "tilesets/spring/sounds/wolf_attack.wav") == "voices"  # the line pattern before the place
+    # the name's pattern decides before the place
+    assert f(base / "tilesets/spring/sounds/wolf_attack.wav") == "voices"

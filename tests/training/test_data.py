@@ -205,3 +205,25 @@ def test_speed_and_eq_keep_lengths_and_ranges_and_leave_other_configs_unchanged(
         assert -5.05 <= snr_db(clean, noisy - clean) <= 5.05
         changed += not np.allclose(clean, plain[i][1].numpy(), atol=1e-4)
     assert changed == 6
+
+
+def test_noise_weights_scale_a_family_within_its_kind(tmp_path):
+    from training.data import balanced_noise_weights
+
+    paths = [
+        tmp_path / "noise" / "train" / src / f"{fam}_{i:05d}.flac"
+        for src, fam, n in (("a", "music", 2), ("a", "effects", 1), ("b", "music", 1))
+        for i in range(n)
+    ] + [tmp_path / "noise" / "train" / "synthetic" / f"hum_train_{i:04d}.flac" for i in range(2)]
+    even = balanced_noise_weights(paths, 0.6)
+    assert even[:2].sum() == pytest.approx(0.2) and even[2] == pytest.approx(0.2)
+    w = balanced_noise_weights(paths, 0.6, {"music": 0.5})  # music: half the share of effects
+    assert w[:4].sum() == pytest.approx(0.6) and w[4:].sum() == pytest.approx(0.4)
+    assert w[2] == pytest.approx(0.3) and w[:2].sum() == pytest.approx(0.15)
+    assert w[3] == pytest.approx(0.15)
+    g = balanced_noise_weights(paths, 0.6, {"a:music": 0.0})  # a group, by name
+    assert g[:2].sum() == 0 and g[2] == pytest.approx(0.3)
+    with pytest.raises(UserError, match=">= 0"):
+        balanced_noise_weights(paths, 0.6, {"music": -1})
+    with pytest.raises(UserError, match="no share"):
+        balanced_noise_weights(paths, 0.6, {"music": 0, "effects": 0})
