@@ -1,5 +1,6 @@
 """training.soup: the weighted mean of checkpoints of one model, what its metadata records, and
-clear refusals (one checkpoint, another model, bad weights)."""
+clear refusals (one checkpoint, another model, bad weights); the cards training.ship writes for a
+soup and for noise weights."""
 
 import pytest
 import torch
@@ -95,3 +96,11 @@ def test_a_soup_card_lists_the_ingredients_and_their_training_time(tmp_path):
     assert "1.50 h of training time on this CPU" in card
     assert f"| `{paths[1]}` | run2 | 20 | 4.000 | 0.500 |" in card
     assert "Validation during training" not in card
+
+
+def test_a_card_names_the_noise_weights():
+    from training.ship import _data_lines
+
+    text = "\n".join(_data_lines({"data": {"noise_weights": {"music": 0.33}}}, {}))
+    assert "noise heard music x0.33" in text
+    assert "noise heard" not in "\n".join(_data_lines({"data": {}}, {}))
