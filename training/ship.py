@@ -14,7 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from models.checkpoint import SHIPPED_DIR, load_checkpoint, read_metadata, shipped_models
+from models.checkpoint import SHIPPED_DIR, load_checkpoint, shipped_models
 
 # optional loss terms a card names when a run used them (training/losses.py)
 OPTIONAL_TERMS = (
@@ -50,8 +50,7 @@ def write_card(
     how: list[str] | None = None,
     hardware: str = "a 2-core CPU",
 ) -> str:
-    meta = read_metadata(checkpoint)
-    model, _ = load_checkpoint(checkpoint)
+    model, meta = load_checkpoint(checkpoint)
     cfg = meta["train_config"]
     m = meta["metrics"]
     soup = meta.get("extra", {}).get("soup")

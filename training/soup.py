@@ -36,9 +36,10 @@ def make_soup(paths: list[str | Path], weights: list[float] | None = None):
     weights = [w / total for w in weights]
     first, meta0 = load_checkpoint(paths[0])
     key0 = (meta0["model"], meta0["config"], meta0["teacher"])
+    state0 = first.state_dict()
     acc = {
         k: v.double() * weights[0] if v.is_floating_point() else v.clone()
-        for k, v in first.state_dict().items()
+        for k, v in state0.items()
     }
     records = [_record(paths[0], first, meta0, weights[0])]
     for path, w in zip(paths[1:], weights[1:], strict=True):
@@ -54,7 +55,7 @@ def make_soup(paths: list[str | Path], weights: list[float] | None = None):
             else:
                 acc[k] = torch.maximum(acc[k], v)
         records.append(_record(path, model, meta, w))
-    state = {k: v.to(first.state_dict()[k].dtype) for k, v in acc.items()}
+    state = {k: v.to(state0[k].dtype) for k, v in acc.items()}
     first.load_state_dict(state, strict=True)
     first.eval()
     return first, meta0, records
