@@ -175,6 +175,16 @@ def real_speech_weights(paths: list[Path], real_share: float) -> np.ndarray | No
     return w / w.sum()
 
 
+def unmatched_noise_keys(paths: list[Path], keys) -> list[str]:
+    """The ``keys`` (of ``drop_noise`` or ``noise_weights``) that name no group
+    (``source:family``) and no family of ``paths``: most likely typos, which would change nothing."""
+    names = set()
+    for p in paths:
+        g = noise_group(p)[0]
+        names |= {g, g.split(":")[-1]}
+    return sorted({str(k) for k in keys} - names)
+
+
 def without_noise(paths: list[Path], drop) -> list[Path]:
     """``paths`` less the noise files whose group (``source:family``) or family is in ``drop``."""
     if not drop:
@@ -367,6 +377,14 @@ class TrainMixtures(torch.utils.data.Dataset):
         self, cfg: DataConfig, length: int, seed: int = 0, split: str = "train", rank: int = 0
     ):
         speech, noise = list_sources(cfg, split)
+        unknown = unmatched_noise_keys(noise, [*cfg.drop_noise, *cfg.noise_weights])
+        if unknown:
+            log.warning(
+                "data.drop_noise / data.noise_weights: %s name no noise family or group of this "
+                "corpus, so they change nothing (families here: %s)",
+                ", ".join(unknown),
+                ", ".join(sorted({noise_group(p)[0].split(":")[-1] for p in noise})),
+            )
         noise = without_noise(noise, cfg.drop_noise)
         self.speech = AudioPool(speech)
         self.noise = AudioPool(noise)

@@ -189,6 +189,27 @@ def test_drop_noise_leaves_families_or_groups_out_of_training(mini_corpus):
     assert len(ds.noise.paths) < len(every)
 
 
+def test_noise_keys_that_match_nothing_are_named(mini_corpus, caplog):
+    from pathlib import Path
+
+    from training.data import unmatched_noise_keys
+
+    paths = [
+        Path("noise/train/hedgewars/voices_00001.flac"),
+        Path("noise/train/synthetic/babble_train_0001.flac"),
+    ]
+    keys = ["voices", "synthetic:babble", "musics", "hedgewars:babble"]
+    assert unmatched_noise_keys(paths, keys) == ["hedgewars:babble", "musics"]
+    assert unmatched_noise_keys(paths, ["babble", "hedgewars:voices"]) == []
+    with caplog.at_level("WARNING", logger="training.data"):
+        TrainMixtures(DataConfig(corpus=str(mini_corpus), seconds=1.0, drop_noise=("hum",)), 4)
+    assert "change nothing" not in caplog.text
+    cfg = DataConfig(corpus=str(mini_corpus), seconds=1.0, noise_weights={"hmu": 0.5})
+    with caplog.at_level("WARNING", logger="training.data"):
+        TrainMixtures(cfg, 4)
+    assert "hmu name no noise family" in caplog.text and "hum" in caplog.text
+
+
 def test_speed_and_eq_keep_lengths_and_ranges_and_leave_other_configs_unchanged(dns_tree):
     off = dict(p_reverb=0.0, p_two_noises=0.0, p_bandlimit=0.0, p_clip=0.0)
     plain = TrainMixtures(_cfg(dns_tree, **off), length=6, seed=9)
