@@ -177,7 +177,7 @@ def real_speech_weights(paths: list[Path], real_share: float) -> np.ndarray | No
 
 def unmatched_noise_keys(paths: list[Path], keys) -> list[str]:
     """The ``keys`` (of ``drop_noise`` or ``noise_weights``) that name no group
-    (``source:family``) and no family of ``paths``: most likely typos, which would change nothing."""
+    (``source:family``) and no family of ``paths``: most likely typos, which change nothing."""
     names = set()
     for p in paths:
         g = noise_group(p)[0]
