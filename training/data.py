@@ -178,11 +178,13 @@ def real_speech_weights(paths: list[Path], real_share: float) -> np.ndarray | No
 def unmatched_noise_keys(paths: list[Path], keys) -> list[str]:
     """The ``keys`` (of ``drop_noise`` or ``noise_weights``) that name no group
     (``source:family``) and no family of ``paths``: most likely typos, which change nothing."""
-    names = set()
-    for p in paths:
-        g = noise_group(p)[0]
-        names |= {g, g.split(":")[-1]}
+    names = set().union(*(_group_names(noise_group(p)[0]) for p in paths))
     return sorted({str(k) for k in keys} - names)
+
+
+def _group_names(group: str) -> set[str]:
+    """The names a noise group answers to in ``drop_noise``: itself and its family."""
+    return {group, group.split(":")[-1]}
 
 
 def without_noise(paths: list[Path], drop) -> list[Path]:
@@ -191,7 +193,7 @@ def without_noise(paths: list[Path], drop) -> list[Path]:
         return paths
     drop = set(drop)
     groups = [noise_group(p)[0] for p in paths]
-    keep = [p for p, g in zip(paths, groups, strict=True) if not {g, g.split(":")[-1]} & drop]
+    keep = [p for p, g in zip(paths, groups, strict=True) if not _group_names(g) & drop]
     if not keep:
         raise UserError(f"drop_noise {sorted(drop)} leaves no noise file to train on")
     return keep
