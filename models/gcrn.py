@@ -32,6 +32,11 @@ class GCRNConfig:
     decoder_lstm: bool = True  # the encoder/decoder split: a second grouped LSTM in the decoder
     compress: float = 0.3  # power-law exponent on the spectrum magnitude; 1.0 = raw real/imag
     residual: bool = True  # heads predict a correction added to the (compressed) input spectrum
+    # deep filtering (DeepFilterNet's multi-frame complex filter, causal): the decoders also give
+    # per-bin complex coefficients (tanh-bounded) for the ``df_taps`` previous noisy frames, added
+    # to the mapped output; 0 disables. The coefficients start at zero, so a model with taps can
+    # start from the weights of one without (``adapt_state``) and compute the same function.
+    df_taps: int = 0
     # SSL hooks (PAPER.md): 0 disables; otherwise the teacher's embedding size
     ssl_dim: int = 0
     distill_head: bool = False  # Linear(bottleneck -> ssl_dim) on the encoder output
@@ -167,11 +172,14 @@ class GCRNState:
     c_enc: torch.Tensor | None = None
     h_dec: torch.Tensor | None = None
     c_dec: torch.Tensor | None = None
+    df_cache: torch.Tensor | None = None  # [B, 2, taps, F]: the last noisy frames (deep filter)
 
     def tensors(self) -> list[torch.Tensor]:
         out = [*self.enc_cache, *self.dec_cache, self.h_enc, self.c_enc]
         if self.h_dec is not None:
             out += [self.h_dec, self.c_dec]
+        if self.df_cache is not None:
+            out.append(self.df_cache)
         return out
 
 
@@ -197,7 +205,7 @@ class GCRN(nn.Module):
             layers = nn.ModuleList()
             for i in reversed(range(len(cfg.channels))):
                 cin = 2 * ch[i + 1]
-                cout = ch[i] if i > 0 else 1
+                cout = ch[i] if i > 0 else 1 + cfg.df_taps
                 layers.append(CausalGatedUpconv(cin, cout, cfg.kernel, fs[i], last=(i == 0)))
             self.decoders.append(layers)
         self.heads = nn.ModuleList(nn.Linear(fs[0], fs[0]) for _ in range(2))
@@ -205,6 +213,15 @@ class GCRN(nn.Module):
             for h in self.heads:
                 nn.init.zeros_(h.weight)
                 nn.init.zeros_(h.bias)
+        if cfg.df_taps < 0:
+            raise ValueError(f"df_taps is a number of past frames (>= 0), not {cfg.df_taps}")
+        if cfg.df_taps:  # the filter starts switched off (coefficients tanh(0) = 0)
+            for layers in self.decoders:
+                w, b = layers[-1].conv.weight, layers[-1].conv.bias
+                idx = self._df_channels(cfg.df_taps)
+                with torch.no_grad():
+                    w[idx] = 0.0
+                    b[idx] = 0.0
         self.distill = nn.Linear(d, cfg.ssl_dim) if cfg.distill_head and cfg.ssl_dim else None
         if cfg.fusion:
             if not cfg.ssl_dim:
@@ -251,7 +268,58 @@ class GCRN(nn.Module):
         if self.dec_lstm is not None:
             st.h_dec = torch.zeros(n, batch, g, **z)
             st.c_dec = torch.zeros(n, batch, g, **z)
+        if cfg.df_taps:
+            st.df_cache = torch.zeros(batch, 2, cfg.df_taps, fs[0], **z)
         return st
+
+    # -- deep filtering ----------------------------------------------------------------------
+    @staticmethod
+    def _df_channels(taps: int) -> list[int]:
+        """Output channels of a last decoder layer (cout = 1 + taps) that give the filter: the
+        conv's channels are laid out [phase, value/gate, channel]; channel 0 is the mapping."""
+        c = 1 + taps
+        return [p * 2 * c + v * c + k for p in range(2) for v in range(2) for k in range(1, c)]
+
+    def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The state dict of a model without deep filtering (otherwise this config) as this
+        model's: its last decoder layers gain the filter's channels, zero, so the result
+        computes what the source did. A state dict that already fits is returned as it is."""
+        taps = self.config.df_taps
+        own = self.state_dict()
+        out = dict(state)
+        for d, layers in enumerate(self.decoders):
+            j = len(layers) - 1
+            for name in ("weight", "bias"):
+                key = f"decoders.{d}.{j}.conv.{name}"
+                if key not in state or state[key].shape == own[key].shape:
+                    continue
+                src = state[key]
+                if not taps or src.shape[0] != 4:
+                    raise ValueError(f"{key}: {tuple(src.shape)} does not fit this model")
+                new = torch.zeros_like(own[key])
+                c = 1 + taps
+                for p in range(2):
+                    for v in range(2):
+                        new[p * 2 * c + v * c] = src[p * 2 + v]
+                out[key] = new
+        return out
+
+    def _deep_filter(
+        self, y: torch.Tensor, coef: torch.Tensor, x: torch.Tensor, cache: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """y [B, 2, T, F] + sum_k coef_k * x[t - k] (complex, k = 1..taps), on the raw
+        (uncompressed) noisy spectrum x [B, 2, T, F]; coef [B, 2, taps, T, F] (real, imag);
+        cache [B, 2, taps, F] the frames before x. Returns (out, new cache)."""
+        taps = coef.shape[2]
+        t = x.shape[2]
+        xc = torch.cat([cache, x], dim=2)  # [B, 2, taps + T, F]
+        re, im = y[:, 0], y[:, 1]
+        for k in range(1, taps + 1):
+            past = xc[:, :, taps - k : taps - k + t]
+            wr, wi = coef[:, 0, k - 1], coef[:, 1, k - 1]
+            re = re + wr * past[:, 0] - wi * past[:, 1]
+            im = im + wr * past[:, 1] + wi * past[:, 0]
+        return torch.stack([re, im], dim=1), xc[:, :, t:]
 
     # -- the network, once --------------------------------------------------------------------
     def _compress(self, x: torch.Tensor) -> torch.Tensor:
@@ -272,7 +340,7 @@ class GCRN(nn.Module):
 
     def _run(self, x: torch.Tensor, state: GCRNState, ssl: torch.Tensor | None):
         """x [B, 2, T, F] (compressed domain). Returns (y [B, 2, T, F], bottleneck [B, T, D],
-        new state)."""
+        new state, deep-filter coefficients [B, 2, taps, T, F] or None)."""
         b, _, t, _ = x.shape
         skips, enc_cache = [], []
         h = x
@@ -293,7 +361,7 @@ class GCRN(nn.Module):
         if self.dec_lstm is not None:
             z, new.h_dec, new.c_dec = self.dec_lstm(z, state.h_dec, state.c_dec)
         d = z.reshape(b, t, c_last, f_last).permute(0, 2, 1, 3)  # [B, 64, T, 7]
-        outs, dec_cache = [], []
+        outs, coefs, dec_cache = [], [], []
         k = 0
         for layers, head in zip(self.decoders, self.heads, strict=True):
             y = d
@@ -303,11 +371,20 @@ class GCRN(nn.Module):
                 dec_cache.append(nc)
                 k += 1
             outs.append(head(y[:, 0]))  # [B, T, F]
+            coefs.append(torch.tanh(y[:, 1:]))  # [B, taps, T, F]
         new.dec_cache = dec_cache
         y = torch.stack(outs, dim=1)  # [B, 2, T, F]
         if self.config.residual:
             y = y + x
-        return y, bottleneck, new
+        coef = torch.stack(coefs, dim=1) if self.config.df_taps else None
+        return y, bottleneck, new, coef
+
+    def _output(self, y, coef, frames, state: GCRNState, new: GCRNState) -> torch.Tensor:
+        """The compressed-domain output as a spectrum, deep-filtered when the model has taps."""
+        y = self._decompress(y)
+        if coef is not None:
+            y, new.df_cache = self._deep_filter(y, coef, frames, state.df_cache)
+        return y
 
     def forward(
         self, x: torch.Tensor, ssl: torch.Tensor | None = None, return_bottleneck: bool = False
@@ -315,8 +392,9 @@ class GCRN(nn.Module):
         """Whole-sequence enhancement: noisy [B, 2, T, F] real/imag -> clean estimate, same shape.
 
         With ``return_bottleneck`` also returns the encoder output [B, T, 448] (the SSL hook)."""
-        y, bottleneck, _ = self._run(self._compress(x), self.init_state(x.shape[0]), ssl)
-        y = self._decompress(y)
+        state = self.init_state(x.shape[0])
+        y, bottleneck, new, coef = self._run(self._compress(x), state, ssl)
+        y = self._output(y, coef, x, state, new)
         return (y, bottleneck) if return_bottleneck else y
 
     def step(
@@ -326,8 +404,8 @@ class GCRN(nn.Module):
         ssl: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, GCRNState]:
         """One frame: [B, 2, 1, F] -> ([B, 2, 1, F], new state). Equal to ``forward`` frame t."""
-        y, _, new = self._run(self._compress(frame), state, ssl)
-        return self._decompress(y), new
+        y, _, new, coef = self._run(self._compress(frame), state, ssl)
+        return self._output(y, coef, frame, state, new), new
 
     def predict_ssl(self, bottleneck: torch.Tensor) -> torch.Tensor:
         if self.distill is None:

@@ -205,7 +205,8 @@ class LeanStep(nn.Module):
             dec.append(torch.zeros(1, (2 if j == 0 else 4) * ch[i + 1], kt, fs[i + 1]))
         k, g = cfg.lstm_layers * cfg.lstm_groups, cfg.bottleneck_dim // cfg.lstm_groups
         lstm = [torch.zeros(k, 1, g) for _ in range(4 if cfg.decoder_lstm else 2)]
-        return enc + dec + lstm
+        df = [torch.zeros(1, 2, cfg.df_taps, fs[0])] if cfg.df_taps else []
+        return enc + dec + lstm + df
 
     def _power(self, x: torch.Tensor, exponent: float, clamp: float | None) -> torch.Tensor:
         mag2 = (x * x).sum(1, keepdim=True) + 1e-12
@@ -219,8 +220,9 @@ class LeanStep(nn.Module):
         if self.fusion:
             ssl, state = state[0], state[1:]
         n = len(self.enc)
+        taps = cfg.df_taps
         enc_c, dec_c = state[:n], state[n : 2 * n]
-        lstm_s = state[2 * n :]
+        lstm_s = state[2 * n :] if not taps else state[2 * n : -1]
         c = cfg.compress
         x = frame if c == 1.0 else self._power(frame, (c - 1) / 2, None)
         h, skips, new_enc = x, [], []
@@ -242,12 +244,22 @@ class LeanStep(nn.Module):
             y, nc = layer(y, skips[n - 1 - j], cache)
             new_dec.append(nc)
         f = y.shape[-1]
-        y = torch.cat(
-            [h(part) for h, part in zip(self.heads, y.reshape(2, f).chunk(2), strict=True)]
-        )
-        y = y.reshape(1, 2, 1, f)
+        y = y.reshape(2, 1 + taps, f)  # [decoder (re, im), channel, F]
+        out = torch.cat([h(part) for h, part in zip(self.heads, y[:, 0].chunk(2), strict=True)])
+        out = out.reshape(1, 2, 1, f)
         if cfg.residual:
-            y = y + x
+            out = out + x
         if c != 1.0:
-            y = self._power(y, (1 / c - 1) / 2, 1e4)
-        return (y, *new_enc, *new_dec, *new_lstm)
+            out = self._power(out, (1 / c - 1) / 2, 1e4)
+        if not taps:
+            return (out, *new_enc, *new_dec, *new_lstm)
+        # deep filter: coefficients [re/im, taps, F] on the last raw frames [1, 2, taps, F]
+        # (oldest first), tap k on the frame k back
+        w = torch.tanh(y[:, 1:]).flip(1)  # [2, taps, F], oldest tap first
+        past = state[-1][0]  # [2, taps, F]
+        wr, wi, pr, pi = w[0], w[1], past[0], past[1]
+        re = (wr * pr - wi * pi).sum(0)
+        im = (wr * pi + wi * pr).sum(0)
+        out = out + torch.stack([re, im]).reshape(1, 2, 1, f)
+        new_df = torch.cat([state[-1][:, :, 1:], frame], dim=2)
+        return (out, *new_enc, *new_dec, *new_lstm, new_df)

@@ -255,13 +255,18 @@ def train(cfg: TrainConfig) -> Path:
 
         src, meta = load_checkpoint(resolve_model_path(cfg.init))
         mine = json.loads(json.dumps(model.config.to_dict()))
-        ssl_keys = {"ssl_dim", "distill_head", "fusion"}
-        if {k: v for k, v in meta.get("config", {}).items() if k not in ssl_keys} != {
-            k: v for k, v in mine.items() if k not in ssl_keys
-        }:
+        # an SSL variant may start from a baseline (its SSL layers start fresh), and a model
+        # with deep filtering from one without (its filter starts switched off)
+        free = {"ssl_dim", "distill_head", "fusion", "df_taps"}
+        theirs = meta.get("config", {})
+        if {k: v for k, v in theirs.items() if k not in free} != {
+            k: v for k, v in mine.items() if k not in free
+        } or theirs.get("df_taps", 0) not in (0, mine.get("df_taps", 0)):
             raise UserError(f"{cfg.init}: its model config differs from this run's")
-        # an SSL variant may start from a baseline: its SSL layers start fresh
-        missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+        state = src.state_dict()
+        if hasattr(model, "adapt_state"):
+            state = model.adapt_state(state)
+        missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith(("distill.", "fuse_")) for k in missing):
             raise UserError(f"{cfg.init}: its weights do not fit this model")
         if rank == 0:

@@ -62,12 +62,19 @@ def _random(cfg=None):
     m = GCRN(cfg or GCRNConfig())
     for h in m.heads:  # residual heads start at zero (identity): make the network matter
         torch.nn.init.normal_(h.weight, std=0.05)
+    if m.config.df_taps:  # so does the deep filter (its coefficients start at zero)
+        idx = GCRN._df_channels(m.config.df_taps)
+        with torch.no_grad():
+            for layers in m.decoders:
+                w = layers[-1].conv.weight
+                w[idx] = 0.1 * torch.randn_like(w[idx])
     return m.eval()
 
 
-def test_onnx_backend_matches_torch_over_5s(tmp_path):
+@pytest.mark.parametrize("taps", [0, 2], ids=["mapping", "deep-filter"])
+def test_onnx_backend_matches_torch_over_5s(tmp_path, taps):
     torch.manual_seed(3)
-    m = _random()
+    m = _random(GCRNConfig(df_taps=taps))
     rng = np.random.default_rng(0)
     x = (rng.standard_normal(16000 * 5) * 0.05).astype(np.float32)
     ref = GCRNProcessor(m, backend="torch").process(x)

@@ -10,6 +10,7 @@ VARIANTS = {
     "no_decoder_lstm": GCRNConfig(decoder_lstm=False),
     "raw_ri": GCRNConfig(compress=1.0),
     "distill": GCRNConfig(ssl_dim=32, distill_head=True),
+    "deep_filter": GCRNConfig(df_taps=2),
 }
 
 
@@ -38,7 +39,18 @@ def _model(cfg, seed=0):
         if isinstance(mod, torch.nn.BatchNorm2d):
             mod.running_mean.uniform_(-0.5, 0.5)
             mod.running_var.uniform_(0.5, 2.0)
+    _switch_on_filter(m)
     return m.eval()
+
+
+def _switch_on_filter(m):
+    """Deep-filter coefficients start at zero; give them weights so the filter matters."""
+    if m.config.df_taps:
+        with torch.no_grad():
+            idx = GCRN._df_channels(m.config.df_taps)
+            for layers in m.decoders:
+                w = layers[-1].conv.weight
+                w[idx] = 0.1 * torch.randn_like(w[idx])
 
 
 def _stream(m, x):
@@ -75,7 +87,7 @@ def test_streaming_equals_offline(name, signal):
     assert (off - _stream(m, x)).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("name", ["baseline", "raw_ri"])
+@pytest.mark.parametrize("name", ["baseline", "raw_ri", "deep_filter"])
 def test_causal(name):
     m = _model(VARIANTS[name])
     torch.manual_seed(2)
@@ -126,3 +138,28 @@ def test_residual_model_starts_as_identity():
     x = torch.randn(1, 2, 30, 257) * 0.1
     with torch.no_grad():
         assert (m(x) - x).abs().max() < 1e-5
+
+
+def test_deep_filter_starts_as_the_model_it_extends():
+    """A model with filter taps, from the weights of one without (``adapt_state``), computes
+    the same; once its filter channels are trained it filters the past noisy frames."""
+    base = _model(VARIANTS["baseline"])
+    df = GCRN(GCRNConfig(df_taps=3)).eval()
+    df.load_state_dict(df.adapt_state(base.state_dict()))
+    x = _speechlike_spec(seconds=1.0)
+    with torch.no_grad():
+        assert (df(x) - base(x)).abs().max() < 1e-6
+        _switch_on_filter(df)
+        y = df(x)
+        assert (y - base(x)).abs().max() > 1e-3
+        # frame 0 has no past frames: the filter adds nothing there
+        assert (y[:, :, 0] - base(x)[:, :, 0]).abs().max() < 1e-6
+    assert df.state_dict()["decoders.0.4.conv.weight"].shape[0] == 4 * 4
+    # a state dict that already fits passes through; one of another shape is refused
+    assert df.adapt_state(df.state_dict()) is not None
+    other = dict(base.state_dict())
+    other["decoders.0.4.conv.weight"] = torch.zeros(6, 32, 2, 2)
+    with pytest.raises(ValueError, match="does not fit"):
+        df.adapt_state(other)
+    with pytest.raises(ValueError, match="df_taps"):
+        GCRN(GCRNConfig(df_taps=-1))

@@ -25,6 +25,9 @@ def _trained_looking(cfg: GCRNConfig) -> GCRN:
     for h in model.heads:
         torch.nn.init.normal_(h.weight, std=0.05)
         torch.nn.init.normal_(h.bias, std=0.05)
+    if cfg.df_taps:  # the filter's coefficients start at zero
+        for layers in model.decoders:
+            torch.nn.init.normal_(layers[-1].conv.weight, std=0.1)
     return model.eval()
 
 
@@ -35,8 +38,17 @@ def _trained_looking(cfg: GCRNConfig) -> GCRN:
         GCRNConfig(channels=(8, 8, 12, 12, 16), decoder_lstm=False, compress=1.0),
         GCRNConfig(channels=(8, 8, 12, 12, 16), lstm_groups=4, lstm_layers=3, residual=False),
         GCRNConfig(ssl_dim=32, distill_head=True),
+        GCRNConfig(df_taps=3),
+        GCRNConfig(channels=(8, 8, 12, 12, 16), df_taps=1, compress=1.0),
     ],
-    ids=["default", "no-decoder-lstm-raw", "four-groups-three-layers", "distill-head"],
+    ids=[
+        "default",
+        "no-decoder-lstm-raw",
+        "four-groups-three-layers",
+        "distill-head",
+        "deep-filter",
+        "deep-filter-one-tap-raw",
+    ],
 )
 def test_lean_step_equals_the_model_step(cfg):
     model = _trained_looking(cfg)

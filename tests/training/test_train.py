@@ -251,6 +251,26 @@ def test_init_starts_from_a_checkpoint_and_checks_its_config(dns_tree, tmp_path)
     other.init = str(tmp_path / "src.safetensors")
     with pytest.raises(UserError, match="model config differs"):
         train(other)
+    # a model with deep filtering starts from one without: the same weights, the filter off
+    df = _tiny(dns_tree, tmp_path / "run3", steps=1, valid_every=1, warmup_steps=1, lr=1e-12)
+    df.model_config = {**cfg.model_config, "df_taps": 2}
+    df.init = str(tmp_path / "src.safetensors")
+    train(df)
+    got, _ = load_checkpoint(tmp_path / "run3" / "latest.safetensors")
+    assert got.config.df_taps == 2
+    mine = dict(got.named_parameters())
+    for k, a in src.named_parameters():
+        b = mine[k]
+        if a.shape == b.shape:
+            assert torch.allclose(a, b, atol=1e-6), k
+        else:  # the last decoder layers: the source's channels kept, the filter's at ~0
+            assert b.abs().max() > 0 and torch.allclose(b.abs().sum(), a.abs().sum(), rtol=1e-3)
+    # but not the other way round, nor between different numbers of taps
+    back = _tiny(dns_tree, tmp_path / "run4", steps=1, valid_every=1, warmup_steps=1)
+    back.model_config = {**cfg.model_config, "df_taps": 3}
+    back.init = str(tmp_path / "run3" / "latest.safetensors")
+    with pytest.raises(UserError, match="model config differs"):
+        train(back)
 
 
 def test_under_term_costs_removed_speech_not_residual_noise():
