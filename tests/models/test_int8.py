@@ -64,3 +64,18 @@ def test_auto_backend_takes_int8_only_for_a_model_that_passed_the_check(tmp_path
     assert load_processor("small", backend="onnx").backend == "onnx"  # asked for: obeyed
     ck.save_checkpoint(shipped / "small" / "model.safetensors", GCRN(model.config))  # retrained
     assert load_processor("small").backend == "onnx"  # the check was for other weights
+
+
+def test_weights_take_seven_bits_only_on_x86_without_vnni(monkeypatch):
+    import platform
+
+    from models.onnx_step import int8_reduce_range
+
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    vnni = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 avx512f avx512_vnni\n"
+    assert int8_reduce_range(avx2) is True
+    assert int8_reduce_range(vnni) is False
+    assert int8_reduce_range("flags\t: avx2 avx_vnni\n") is False
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert int8_reduce_range(avx2) is False

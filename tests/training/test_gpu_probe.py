@@ -21,7 +21,12 @@ def test_probe_prints_a_row_per_batch_and_precision(capsys):
         ("2", "fp32"),
         ("2", "bf16"),
     ]
-    for _, _, sps, hours in body:
+    for _, precision, sps, hours in body:
+        if precision.strip() == "bf16" and sps.strip().startswith("failed: "):
+            # a CPU without bf16 kernels for every op (an AVX2-only one has no bf16 LSTM):
+            # the row says which error, and the probe goes on
+            assert sps.split(":")[1].strip().isidentifier() and not hours.strip()
+            continue
         assert float(sps) > 0 and float(hours) > 0
 
 
