@@ -190,6 +190,8 @@ class GCRN(nn.Module):
         super().__init__()
         cfg = config or GCRNConfig()
         self.config = cfg
+        if cfg.df_taps < 0:
+            raise ValueError(f"df_taps is a number of past frames (>= 0), not {cfg.df_taps}")
         ch = (2, *cfg.channels)
         fs = cfg.freq_sizes
         self.encoder = nn.ModuleList(
@@ -213,8 +215,6 @@ class GCRN(nn.Module):
             for h in self.heads:
                 nn.init.zeros_(h.weight)
                 nn.init.zeros_(h.bias)
-        if cfg.df_taps < 0:
-            raise ValueError(f"df_taps is a number of past frames (>= 0), not {cfg.df_taps}")
         if cfg.df_taps:  # the filter starts switched off (coefficients tanh(0) = 0)
             for layers in self.decoders:
                 w, b = layers[-1].conv.weight, layers[-1].conv.bias
