@@ -297,10 +297,8 @@ class GCRN(nn.Module):
                 if not taps or src.shape[0] != 4:
                     raise ValueError(f"{key}: {tuple(src.shape)} does not fit this model")
                 new = torch.zeros_like(own[key])
-                c = 1 + taps
-                for p in range(2):
-                    for v in range(2):
-                        new[p * 2 * c + v * c] = src[p * 2 + v]
+                filt = set(self._df_channels(taps))
+                new[[i for i in range(new.shape[0]) if i not in filt]] = src  # the mapping's
                 out[key] = new
         return out
 
@@ -371,12 +369,13 @@ class GCRN(nn.Module):
                 dec_cache.append(nc)
                 k += 1
             outs.append(head(y[:, 0]))  # [B, T, F]
-            coefs.append(torch.tanh(y[:, 1:]))  # [B, taps, T, F]
+            if self.config.df_taps:
+                coefs.append(torch.tanh(y[:, 1:]))  # [B, taps, T, F]
         new.dec_cache = dec_cache
         y = torch.stack(outs, dim=1)  # [B, 2, T, F]
         if self.config.residual:
             y = y + x
-        coef = torch.stack(coefs, dim=1) if self.config.df_taps else None
+        coef = torch.stack(coefs, dim=1) if coefs else None
         return y, bottleneck, new, coef
 
     def _output(self, y, coef, frames, state: GCRNState, new: GCRNState) -> torch.Tensor:

@@ -176,3 +176,17 @@ def tiny_causal_teacher(root, context: int, layer: int | None = None):
     rng = np.random.default_rng(0)
     teacher.compute_stats([rng.standard_normal(8000).astype(np.float32) for _ in range(4)], False)
     return teacher
+
+
+def switch_on_deep_filter(model) -> None:
+    """A GCRN's deep-filter coefficients start at zero; give their channels random weights so
+    the filter matters in a test (the mapping's channels are left as they are)."""
+    import torch
+
+    if not model.config.df_taps:
+        return
+    idx = model._df_channels(model.config.df_taps)
+    with torch.no_grad():
+        for layers in model.decoders:
+            w = layers[-1].conv.weight
+            w[idx] = 0.1 * torch.randn_like(w[idx])

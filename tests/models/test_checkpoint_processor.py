@@ -6,6 +6,7 @@ from safetensors.torch import save_file
 from models.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from models.gcrn import GCRN, GCRNConfig
 from models.processor import Bypass, GCRNProcessor, load_processor
+from tests.conftest import switch_on_deep_filter
 
 SMALL = GCRNConfig(channels=(4, 4, 8, 8, 16))
 
@@ -62,12 +63,7 @@ def _random(cfg=None):
     m = GCRN(cfg or GCRNConfig())
     for h in m.heads:  # residual heads start at zero (identity): make the network matter
         torch.nn.init.normal_(h.weight, std=0.05)
-    if m.config.df_taps:  # so does the deep filter (its coefficients start at zero)
-        idx = GCRN._df_channels(m.config.df_taps)
-        with torch.no_grad():
-            for layers in m.decoders:
-                w = layers[-1].conv.weight
-                w[idx] = 0.1 * torch.randn_like(w[idx])
+    switch_on_deep_filter(m)  # and the deep filter (its coefficients start at zero)
     return m.eval()
 
 

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from models.gcrn import GCRN, GCRNConfig
+from tests.conftest import switch_on_deep_filter
 
 VARIANTS = {
     "baseline": GCRNConfig(),
@@ -39,18 +40,8 @@ def _model(cfg, seed=0):
         if isinstance(mod, torch.nn.BatchNorm2d):
             mod.running_mean.uniform_(-0.5, 0.5)
             mod.running_var.uniform_(0.5, 2.0)
-    _switch_on_filter(m)
+    switch_on_deep_filter(m)
     return m.eval()
-
-
-def _switch_on_filter(m):
-    """Deep-filter coefficients start at zero; give them weights so the filter matters."""
-    if m.config.df_taps:
-        with torch.no_grad():
-            idx = GCRN._df_channels(m.config.df_taps)
-            for layers in m.decoders:
-                w = layers[-1].conv.weight
-                w[idx] = 0.1 * torch.randn_like(w[idx])
 
 
 def _stream(m, x):
@@ -149,7 +140,7 @@ def test_deep_filter_starts_as_the_model_it_extends():
     x = _speechlike_spec(seconds=1.0)
     with torch.no_grad():
         assert (df(x) - base(x)).abs().max() < 1e-6
-        _switch_on_filter(df)
+        switch_on_deep_filter(df)
         y = df(x)
         assert (y - base(x)).abs().max() > 1e-3
         # frame 0 has no past frames: the filter adds nothing there

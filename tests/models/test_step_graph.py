@@ -6,6 +6,7 @@ import torch
 
 from models.gcrn import GCRN, GCRNConfig
 from models.step_graph import LeanStep
+from tests.conftest import switch_on_deep_filter
 
 
 def _trained_looking(cfg: GCRNConfig) -> GCRN:
@@ -25,9 +26,7 @@ def _trained_looking(cfg: GCRNConfig) -> GCRN:
     for h in model.heads:
         torch.nn.init.normal_(h.weight, std=0.05)
         torch.nn.init.normal_(h.bias, std=0.05)
-    if cfg.df_taps:  # the filter's coefficients start at zero
-        for layers in model.decoders:
-            torch.nn.init.normal_(layers[-1].conv.weight, std=0.1)
+    switch_on_deep_filter(model)
     return model.eval()
 
 
