@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 R=runs
-test -f $R/baseline-pesq4u3.safetensors || cp models/shipped/baseline/model.safetensors $R/baseline-pesq4u3.safetensors
+test -f $R/baseline-pesq4u3.safetensors || git show f9650bc:models/shipped/baseline/model.safetensors > $R/baseline-pesq4u3.safetensors
 FIVE=""
 for r in pesq4 pesq8 snr10 keep25 keep50; do FIVE="$FIVE $R/baseline-ft2-$r-ema/latest.safetensors"; done
 mkdir -p $R/soup-u6 $R/soup-u5
