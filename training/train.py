@@ -207,6 +207,18 @@ def validate(model, cfg: TrainConfig, mixes: list[dict], root, hook) -> dict:
     return out
 
 
+def init_config_fits(theirs: dict, mine: dict) -> bool:
+    """Whether a run whose model config is ``mine`` can start from weights whose config is
+    ``theirs``: an SSL variant may start from a baseline (its SSL layers start fresh), and a model
+    with deep filtering from one without (its filter starts switched off), nothing else."""
+    theirs, mine = json.loads(json.dumps(theirs)), json.loads(json.dumps(mine))
+    free = {"ssl_dim", "distill_head", "fusion", "df_taps"}
+    same = {k: v for k, v in theirs.items() if k not in free} == {
+        k: v for k, v in mine.items() if k not in free
+    }
+    return same and theirs.get("df_taps", 0) in (0, mine.get("df_taps", 0))
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train (or resume) according to ``cfg``; returns the output folder."""
     world, rank, local = _dist_info()
@@ -254,14 +266,7 @@ def train(cfg: TrainConfig) -> Path:
         from models.checkpoint import load_checkpoint, resolve_model_path
 
         src, meta = load_checkpoint(resolve_model_path(cfg.init))
-        mine = json.loads(json.dumps(model.config.to_dict()))
-        # an SSL variant may start from a baseline (its SSL layers start fresh), and a model
-        # with deep filtering from one without (its filter starts switched off)
-        free = {"ssl_dim", "distill_head", "fusion", "df_taps"}
-        theirs = meta.get("config", {})
-        if {k: v for k, v in theirs.items() if k not in free} != {
-            k: v for k, v in mine.items() if k not in free
-        } or theirs.get("df_taps", 0) not in (0, mine.get("df_taps", 0)):
+        if not init_config_fits(meta.get("config", {}), model.config.to_dict()):
             raise UserError(f"{cfg.init}: its model config differs from this run's")
         state = src.state_dict()
         if hasattr(model, "adapt_state"):

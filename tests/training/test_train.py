@@ -146,6 +146,32 @@ def test_every_bundled_config_loads():
         GCRNConfig.from_dict(cfg.model_config)
 
 
+
+def test_init_config_fits_allows_only_added_layers():
+    from training.train import init_config_fits
+
+    plain = {"compress": 0.3, "hidden": 64, "df_taps": 0}
+    assert init_config_fits(plain, {**plain, "df_taps": 4})  # the filter starts switched off
+    assert init_config_fits({**plain, "df_taps": 4}, {**plain, "df_taps": 4})
+    assert init_config_fits(plain, {**plain, "ssl_dim": 256, "distill_head": True})
+    assert not init_config_fits({**plain, "df_taps": 4}, {**plain, "df_taps": 2})
+    assert not init_config_fits({**plain, "df_taps": 4}, plain)  # a filter would be dropped
+    assert not init_config_fits(plain, {**plain, "compress": 0.5})
+
+
+def test_next_gpu_step_starts_from_the_shipped_baseline():
+    """The GPU recipe the README names as the next step starts from the shipped baseline by
+    name: it must fit that model (the check train() makes), or a borrowed GPU's time box is
+    lost to the mismatch."""
+    from models.checkpoint import load_checkpoint, resolve_model_path
+    from models.gcrn import GCRNConfig
+    from training.train import init_config_fits
+
+    cfg = TrainConfig.from_toml("training/configs/baseline-df4-gpu.toml")
+    assert cfg.init == "baseline"
+    _, meta = load_checkpoint(resolve_model_path(cfg.init))
+    assert init_config_fits(meta["config"], GCRNConfig.from_dict(cfg.model_config).to_dict())
+
 @pytest.mark.slow
 def test_tiny_training_loss_falls_and_resumes(dns_tree, tmp_path):
     from models.checkpoint import load_checkpoint
