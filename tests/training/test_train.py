@@ -146,7 +146,6 @@ def test_every_bundled_config_loads():
         GCRNConfig.from_dict(cfg.model_config)
 
 
-
 def test_init_config_fits_allows_only_added_layers():
     from training.train import init_config_fits
 
@@ -171,6 +170,7 @@ def test_next_gpu_step_starts_from_the_shipped_baseline():
     assert cfg.init == "baseline"
     _, meta = load_checkpoint(resolve_model_path(cfg.init))
     assert init_config_fits(meta["config"], GCRNConfig.from_dict(cfg.model_config).to_dict())
+
 
 @pytest.mark.slow
 def test_tiny_training_loss_falls_and_resumes(dns_tree, tmp_path):
