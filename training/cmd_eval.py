@@ -59,12 +59,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from dsp.errors import UserError
+    from models.onnx_step import int8_reduce_range
     from models.processor import available_peers, load_processor
     from training.data import DataConfig, load_or_make_mixtures
     from training.evaluate import (
         evaluate,
         markdown_table,
         mixtures_digest,
+        processor_backend,
         processor_digest,
         reusable_rows,
         write_reports,
@@ -73,11 +75,14 @@ def run(args) -> int:
     specs = list(dict.fromkeys(args.processors + (available_peers() if args.peers else [])))
     if args.paired and args.paired not in specs:
         raise UserError(f"--paired {args.paired}: not among the processors to score")
-    # fail fast, before any audio is rendered; the digests let later runs reuse these scores
-    digests = {
-        s: processor_digest(s, None if s == "noisy" else load_processor(s, backend=args.backend))
-        for s in specs
-    }
+    # fail fast, before any audio is rendered; the digests (and the backends the models run on)
+    # let later runs reuse these scores
+    digests, backends = {}, {}
+    for s in specs:
+        proc = None if s == "noisy" else load_processor(s, backend=args.backend)
+        digests[s] = processor_digest(s, proc)
+        if backend := processor_backend(proc):
+            backends[s] = backend
     try:
         snrs = tuple(float(s) for s in args.snrs.split(","))
     except ValueError:
@@ -96,7 +101,10 @@ def run(args) -> int:
         "corpus": str(root),
         "mixtures": mixtures_digest(mixes),
         "digests": digests,
+        "backends": backends,
     }
+    if "onnx-int8" in backends.values():
+        meta["int8_weight_bits"] = 7 if int8_reduce_range() else 8
     rows, todo = reusable_rows(args.reuse, specs, mixes, meta, args.dnsmos)
     if args.reuse:
         print(f"reused: {', '.join(s for s in specs if s not in todo) or 'nothing'}")

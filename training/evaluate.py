@@ -123,6 +123,31 @@ def processor_digest(spec: str, proc=None) -> str:
     return spec if "@" in spec or front == "soxr" else f"{spec}@{front}"  # the front end too
 
 
+# Reports made before backends were recorded: every table the project scored with them used
+# ``--backend onnx`` (fp32), so their model scores are reused for fp32 ONNX runs only.
+LEGACY_BACKEND = "onnx"
+
+
+def processor_backend(proc) -> str | None:
+    """The backend a model runs on (``torch``, ``onnx``, ``onnx-int8``), None for what is no model
+    (the input, bypass, peers): scores of one backend are never reused for another."""
+    from models.processor import AttenuationLimit
+
+    if isinstance(proc, AttenuationLimit):
+        return processor_backend(proc.inner)
+    return getattr(proc, "backend", None) if getattr(proc, "model", None) is not None else None
+
+
+def _same_backend(old_meta: dict, src: str, meta: dict, spec: str) -> bool:
+    want = meta.get("backends", {}).get(spec)
+    if want is None:
+        return True
+    had = old_meta["backends"].get(src) if "backends" in old_meta else LEGACY_BACKEND
+    if want == "onnx-int8":  # 7- and 8-bit weights (see int8_reduce_range) are different models
+        return had == want and old_meta.get("int8_weight_bits") == meta.get("int8_weight_bits")
+    return had == want
+
+
 def mixtures_digest(mixes: list[dict]) -> str:
     return hashlib.sha256(json.dumps(mixes, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -164,6 +189,9 @@ def reusable_rows(
                 src = next((k for k, d in old_digests.items() if d == digest), None)
             if src is None:
                 log.info("%s: not in %s or another file (%s); scoring it", spec, folder, digest)
+                continue
+            if not _same_backend(old_meta, src, meta, spec):
+                log.info("%s: scored on another backend in %s; scoring it", spec, folder)
                 continue
             got = {r["id"]: r for r in old if r["processor"] == src and r["id"] in need}
             if len(got) < len(need) or (

@@ -5,8 +5,9 @@
 compares two ``hushlab eval`` reports of the same mixtures (validation split), one scored with
 ``--backend onnx`` and one with ``--backend onnx-int8``; for every shipped model in both, the
 int8 step passes when its PESQ-WB is within 0.02 and its SI-SDR within 0.2 dB of the fp32
-step's at every SNR. The verdict, with the figures and the weights' digest, is written beside
-the model (``int8_check.json``); ``backend="auto"`` then picks ``onnx-int8`` for it.
+step's at every SNR. The verdict, with the figures, the weights' digest and the width of the
+int8 weights (7 bits on x86 CPUs without VNNI, else 8; recorded by the int8 report), is written
+beside the model (``int8_check.json``); ``backend="auto"`` then picks ``onnx-int8`` for it.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def main(argv=None) -> int:
         digest = f["meta"]["digests"].get(name)
         if i["meta"]["digests"].get(name) != digest:
             raise UserError(f"{name}: the two reports scored different weights")
+        # reports that record their backends must be the fp32 and the int8 step, in that order
+        for key, want in (("fp32", "onnx"), ("int8", "onnx-int8")):
+            got = reports[key]["meta"].get("backends", {}).get(name, want)
+            if got != want:
+                raise UserError(f"{name}: the --{key} report scored it with --backend {got}")
         # a shipped model, scored by its name or by a checkpoint with the same weights
         target = name if name in shipped else by_digest.get(digest)
         if target is None:
@@ -77,6 +83,7 @@ def main(argv=None) -> int:
             split=f["meta"]["split"],
             pairs=f["meta"]["pairs"],
             limits={"pesq": MAX_PESQ, "si_sdr_db": MAX_SI_SDR_DB},
+            weight_bits=i["meta"].get("int8_weight_bits"),  # 7 on x86 without VNNI
             reports=[a.fp32, a.int8],
         )
         (shipped[target].parent / CHECK_FILE).write_text(json.dumps(res, indent=2) + "\n")

@@ -1,8 +1,10 @@
 """The int8 streaming step: a quarter of the weight bytes, the same enhancement."""
 
 import numpy as np
+import pytest
 
 from dsp.audio_io import load_audio
+from dsp.errors import UserError
 from dsp.metrics import si_sdr
 from dsp.mixing import fit_length, mix_at_snr
 from models.onnx_step import export_onnx, export_onnx_int8
@@ -45,13 +47,14 @@ def test_auto_backend_takes_int8_only_for_a_model_that_passed_the_check(tmp_path
     assert load_processor("small").backend == "onnx"  # no check yet
     digest = "weights:" + weights_digest(model)
 
-    def report(folder, pesq, sisdr):
+    def report(folder, pesq, sisdr, **extra):
         summ = {
             "small": {
                 snr: {"pesq": {"mean": pesq}, "si_sdr": {"mean": sisdr}} for snr in ("-5", "+5")
             }
         }
         meta = {"mixtures": "m", "digests": {"small": digest}, "split": "valid", "pairs": 40}
+        meta.update(extra)
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "summary.json").write_text(json.dumps({"meta": meta, "summary": summ}))
         return str(tmp_path / folder)
@@ -59,8 +62,14 @@ def test_auto_backend_takes_int8_only_for_a_model_that_passed_the_check(tmp_path
     fp32 = report("fp32", 1.50, 5.00)
     assert int8_check.main(["--fp32", fp32, "--int8", report("bad", 1.47, 5.0)]) == 0
     assert load_processor("small").backend == "onnx"  # PESQ 0.03 down: it fails
-    assert int8_check.main(["--fp32", fp32, "--int8", report("good", 1.49, 4.9)]) == 0
+    # an "int8" report that scored the fp32 step is refused, not taken for a pass
+    fp32_again = report("fp32-again", 1.50, 5.00, backends={"small": "onnx"})
+    with pytest.raises(UserError, match="--backend onnx"):
+        int8_check.main(["--fp32", fp32, "--int8", fp32_again])
+    good = report("good", 1.49, 4.9, backends={"small": "onnx-int8"}, int8_weight_bits=7)
+    assert int8_check.main(["--fp32", fp32, "--int8", good]) == 0
     assert load_processor("small").backend == "onnx-int8"
+    assert json.loads((shipped / "small" / "int8_check.json").read_text())["weight_bits"] == 7
     assert load_processor("small", backend="onnx").backend == "onnx"  # asked for: obeyed
     ck.save_checkpoint(shipped / "small" / "model.safetensors", GCRN(model.config))  # retrained
     assert load_processor("small").backend == "onnx"  # the check was for other weights

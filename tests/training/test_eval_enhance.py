@@ -84,6 +84,25 @@ def test_eval_reports_and_reuses_earlier_scores(mini_corpus, tmp_path, capsys):
     assert _report(third)["meta"]["scored"] == [str(ck)]
     assert _flat(_report(third)["summary"], "noisy") == pytest.approx(_flat(s, "noisy"), rel=1e-6)
 
+    # a model's scores on one backend are never reused for another (int8 is not fp32)
+    assert rep["meta"]["backends"] == {str(ck): "onnx"}
+    int8 = tmp_path / "int8"
+    assert main(base + ["--backend", "onnx-int8", "--out", str(int8), "--reuse", str(third)]) == 0
+    meta = _report(int8)["meta"]
+    assert meta["scored"] == [str(ck)] and meta["backends"] == {str(ck): "onnx-int8"}
+    assert meta["int8_weight_bits"] in (7, 8)
+    # a report from before backends were recorded: its model scores count as fp32 ONNX only
+    legacy = tmp_path / "legacy"
+    shutil.copytree(third, legacy)
+    old = _report(legacy)
+    del old["meta"]["backends"]
+    (legacy / "summary.json").write_text(json.dumps(old))
+    assert main(base + ["--out", str(tmp_path / "l1"), "--reuse", str(legacy)]) == 0
+    assert _report(tmp_path / "l1")["meta"]["scored"] == []
+    l2 = ["--backend", "onnx-int8", "--out", str(tmp_path / "l2"), "--reuse", str(legacy)]
+    assert main(base + l2) == 0
+    assert _report(tmp_path / "l2")["meta"]["scored"] == [str(ck)]
+
     capsys.readouterr()  # other mixtures, or a folder that is no report: clear errors
     other = ["eval", "noisy", "--corpus", str(corpus), "-n", "1", "--snrs", "0"]
     assert main(other + ["--out", str(tmp_path / "x"), "--reuse", str(first)]) == 2
