@@ -64,6 +64,7 @@ def main(argv=None) -> int:
         raise UserError("the two reports scored different mixtures")
     shipped = shipped_models()
     by_digest = _shipped_by_digest(shipped)
+    written = False
     for name in sorted(set(f["summary"]) & set(i["summary"])):
         digest = f["meta"]["digests"].get(name)
         if i["meta"]["digests"].get(name) != digest:
@@ -89,6 +90,12 @@ def main(argv=None) -> int:
         (shipped[target].parent / CHECK_FILE).write_text(json.dumps(res, indent=2) + "\n")
         verdict = "passes" if res["passed"] else "fails"
         print(f"{target}: int8 {verdict}: {res['differences']}")
+        written = True
+    if not written:
+        raise UserError(
+            "no shipped model in both reports: the verdict is kept beside a shipped model, so"
+            " ship it first (python -m training.ship), then score it and run the check"
+        )
     return 0
 
 

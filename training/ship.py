@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from models.checkpoint import SHIPPED_DIR, load_checkpoint, shipped_models
+from models.onnx_step import INT8_CHECK_FILE
 
 # optional loss terms a card names when a run used them (training/losses.py)
 OPTIONAL_TERMS = (
@@ -306,6 +308,7 @@ def main(argv=None) -> int:
     dst = SHIPPED_DIR / a.name
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst / "model.safetensors")
+    (dst / INT8_CHECK_FILE).unlink(missing_ok=True)  # it was for the weights just replaced
     card = write_card(
         run,
         a.name,
@@ -317,6 +320,12 @@ def main(argv=None) -> int:
     )
     (dst / "card.md").write_text(card)
     print(card)
+    print(
+        f"{a.name} streams with fp32 weights until the int8 check passes for these: hushlab eval"
+        f" {a.name} --split valid -n 40 --backend onnx --out A, the same with --backend onnx-int8"
+        " --out B, then python -m training.int8_check --fp32 A --int8 B",
+        file=sys.stderr,
+    )
     return 0
 
 

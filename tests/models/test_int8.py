@@ -60,6 +60,14 @@ def test_auto_backend_takes_int8_only_for_a_model_that_passed_the_check(tmp_path
         return str(tmp_path / folder)
 
     fp32 = report("fp32", 1.50, 5.00)
+    unshipped = tmp_path / "unshipped"  # a check run before shipping writes nothing: an error
+    unshipped.mkdir()
+    summ = json.loads((tmp_path / "fp32" / "summary.json").read_text())
+    summ["summary"] = {"runs/other.safetensors": summ["summary"]["small"]}
+    summ["meta"]["digests"] = {"runs/other.safetensors": "weights:0000"}
+    (unshipped / "summary.json").write_text(json.dumps(summ))
+    with pytest.raises(UserError, match="ship it first"):
+        int8_check.main(["--fp32", str(unshipped), "--int8", str(unshipped)])
     assert int8_check.main(["--fp32", fp32, "--int8", report("bad", 1.47, 5.0)]) == 0
     assert load_processor("small").backend == "onnx"  # PESQ 0.03 down: it fails
     # an "int8" report that scored the fp32 step is refused, not taken for a pass
@@ -88,3 +96,16 @@ def test_weights_take_seven_bits_only_on_x86_without_vnni(monkeypatch):
     assert int8_reduce_range("flags\t: avx2 avx_vnni\n") is False
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
     assert int8_reduce_range(avx2) is False
+
+
+def test_every_shipped_model_passed_the_int8_check_for_its_own_weights():
+    """backend="auto" streams int8 only for weights that passed the check: a model shipped
+    without the check rerun would silently stream fp32 (kd, pretrain and fusion once did)."""
+    from models.checkpoint import load_checkpoint, shipped_models
+    from models.onnx_step import int8_passed, weights_digest
+
+    shipped = shipped_models()
+    assert {"baseline", "kd", "pretrain", "fusion"} <= set(shipped)
+    for name, path in shipped.items():
+        model, _ = load_checkpoint(path)
+        assert int8_passed(path, "weights:" + weights_digest(model)), name
