@@ -66,7 +66,6 @@ def run(args) -> int:
         evaluate,
         markdown_table,
         mixtures_digest,
-        processor_backend,
         processor_digest,
         reusable_rows,
         write_reports,
@@ -81,8 +80,8 @@ def run(args) -> int:
     for s in specs:
         proc = None if s == "noisy" else load_processor(s, backend=args.backend)
         digests[s] = processor_digest(s, proc)
-        if backend := processor_backend(proc):
-            backends[s] = backend
+        if digests[s].startswith("weights:"):  # a model (limited or not), not the input or a peer
+            backends[s] = proc.backend
     try:
         snrs = tuple(float(s) for s in args.snrs.split(","))
     except ValueError:

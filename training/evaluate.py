@@ -128,17 +128,9 @@ def processor_digest(spec: str, proc=None) -> str:
 LEGACY_BACKEND = "onnx"
 
 
-def processor_backend(proc) -> str | None:
-    """The backend a model runs on (``torch``, ``onnx``, ``onnx-int8``), None for what is no model
-    (the input, bypass, peers): scores of one backend are never reused for another."""
-    from models.processor import AttenuationLimit
-
-    if isinstance(proc, AttenuationLimit):
-        return processor_backend(proc.inner)
-    return getattr(proc, "backend", None) if getattr(proc, "model", None) is not None else None
-
-
 def _same_backend(old_meta: dict, src: str, meta: dict, spec: str) -> bool:
+    """Whether an older report scored ``src`` on the backend (and int8 width) this run gives
+    ``spec``; scores of one backend are never reused for another."""
     want = meta.get("backends", {}).get(spec)
     if want is None:
         return True
