@@ -7,6 +7,7 @@ modules are imported only when their subcommand runs, so ``hushlab --help`` is i
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import importlib.util
 import logging
@@ -57,6 +58,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     return parser, avail
 
 
+def _print_stacks_on_crash() -> None:
+    """A crash in native code (Qt, ONNX Runtime, PortAudio) prints every thread's Python stack
+    to stderr, where there is a real one (not when a test captures it in memory)."""
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    faulthandler.enable()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, avail = build_parser()
     args = parser.parse_args(argv)
@@ -67,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    _print_stacks_on_crash()
     module = importlib.import_module(avail[args.command][0])
     try:
         return int(module.run(args) or 0)

@@ -48,6 +48,8 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
         self.engine: Engine | None = None
         self.loader = Loader(self)
         self._loading = False  # processors for a start are being loaded
+        self._closed = False  # closed: nothing starts until it is shown again
+        self._start_id = 0  # which start a finished load belongs to
         self._procs_cache: dict[str, object] = {}
         self.recording: FileSink | None = None
         self.blind = None
@@ -97,14 +99,19 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
         return [self.combo_a.spec(), self.combo_b.spec()]
 
     def start(self) -> None:
-        if self._loading:
+        if self._loading or self._closed:
             return
         self._view_mode_changed()  # titles for what is about to play (arguments may change it)
         specs = self._specs()
         self.busy.setVisible(True)
         self.start_button.setEnabled(False)
         self._loading = True
-        self.loader.submit(lambda: self._load_processors(specs), self._finish_start)
+        self._start_id += 1
+        sid = self._start_id  # a start called off (stop, close, a newer start) starts nothing
+        self.loader.submit(
+            lambda: self._load_processors(specs),
+            lambda procs, error: self._finish_start(procs, error, sid),
+        )
 
     def _load_processors(self, specs):
         out = []
@@ -115,8 +122,8 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
             out.append(self._procs_cache[s])
         return out
 
-    def _finish_start(self, procs, error) -> None:
-        if not self._loading:
+    def _finish_start(self, procs, error, sid: int) -> None:
+        if not self._loading or sid != self._start_id:
             return
         self._loading = False
         self.busy.setVisible(False)
@@ -180,6 +187,10 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
         self._show_model_info()
 
     def stop(self) -> None:
+        if self._loading:  # a start still loading its models is called off: it starts nothing
+            self._loading = False
+            self.busy.setVisible(False)
+            self.start_button.setEnabled(True)
         if self.recording is not None:
             self.record_button.setChecked(False)
         if self.engine is not None:
@@ -417,7 +428,12 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
         self.statusBar().showMessage(text, 8000)
         log.warning(text)
 
+    def showEvent(self, ev) -> None:  # noqa: N802 (Qt name)
+        self._closed = False
+        super().showEvent(ev)
+
     def closeEvent(self, ev) -> None:  # noqa: N802 (Qt name)
+        self._closed = True
         self._save_settings()
         self.stop()
         self.loader.shutdown()

@@ -271,3 +271,57 @@ def test_mushra_run_with_hidden_reference_and_anchor(qtbot, tmp_path, baseline_p
     ref_slot = eng.procs[2]
     assert ref_slot.latency_samples == 0 and ref_slot.sample_rate == eng.cfg.rate
     win.stop()
+
+
+def test_a_model_that_loads_after_the_window_closed_never_starts(qtbot, window, monkeypatch):
+    """Closing while the models load: the load's late result must not start an engine that
+    nobody stops (its threads would run native code while the process exits, which aborts)."""
+    release = threading.Event()
+    load = window._load_processors
+
+    def slow_load(specs):
+        release.wait(10)
+        return load(specs)
+
+    monkeypatch.setattr(window, "_load_processors", slow_load)
+    before = {t.ident for t in threading.enumerate()}
+    window.start()
+    window.close()
+    release.set()
+    qtbot.wait(1500)  # the loaded result arrives through the event loop
+    assert window.engine is None
+    left = [
+        t
+        for t in threading.enumerate()
+        if t.ident not in before and t.is_alive() and t.name.startswith("hushlab")
+    ]
+    assert not left
+    window.start()  # a closed window starts nothing either
+    qtbot.wait(500)
+    assert window.engine is None and not window._loading
+
+
+def test_stop_while_loading_calls_the_start_off(qtbot, window, monkeypatch):
+    """Space while the models load cancels that start; a start after it runs the models
+    chosen then, not the cancelled start's."""
+    release = threading.Event()
+    load = window._load_processors
+    seen = []
+
+    def slow_load(specs):
+        seen.append(list(specs))
+        release.wait(10)
+        return load(specs)
+
+    monkeypatch.setattr(window, "_load_processors", slow_load)
+    window.start()
+    window.toggle_running()  # stop: called off
+    assert not window._loading and window.start_button.isEnabled()
+    window.combo_b.setCurrentText(window.combo_a.spec())  # B: the baseline too, this time
+    window.start()
+    release.set()
+    qtbot.waitUntil(lambda: window.engine is not None, timeout=30000)
+    qtbot.wait(300)
+    assert len(seen) == 2 and not window._loading
+    assert seen[0][1] == "bypass" and seen[1][1] == seen[1][0]
+    assert [p.name for p in window.engine.procs] == [window._procs_cache[s].name for s in seen[1]]
