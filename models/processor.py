@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from dsp.errors import UserError
+from dsp.postfilter import post_filter
 from dsp.stft import StreamingIstft, StreamingStft
 from models.onnx_step import (  # noqa: F401  (re-exported)
     _has_onnxruntime,
@@ -97,6 +98,7 @@ class GCRNProcessor(Processor):
             self.params += sum(p.numel() for p in self.teacher.model.parameters())
         self.megabytes = self.params * 4 / 1e6
         self.threads = threads
+        self.post_filter = 0.0  # beta of dsp.postfilter (0: off); '@pfBETA' in a spec sets it
         if backend == "auto":
             backend = "onnx" if _has_onnxruntime() else "torch"
         if backend not in BACKENDS:
@@ -177,7 +179,10 @@ class GCRNProcessor(Processor):
             with torch.no_grad():
                 hidden, state.teacher = t.model.step(torch.from_numpy(block)[None], state.teacher)
             ssl = t.normalise(hidden[t.layer], t.layer)[:, None]  # [1, 1, D]
-        return state.istft.push(self.step_spectrum(spec, state, ssl)), state
+        y = self.step_spectrum(spec, state, ssl)
+        if self.post_filter:
+            y = post_filter(spec, y, self.post_filter)
+        return state.istft.push(y), state
 
 
 def _fusion_teacher(name: str, meta: dict):
@@ -213,7 +218,8 @@ def load_processor(
     bypass_like: Processor | None = None,
 ) -> Processor:
     """'bypass', 'rnnoise', 'deepfilternet3', a shipped model name, or a checkpoint path;
-    '@limN' after any of them limits its suppression to N dB (:class:`AttenuationLimit`)."""
+    '@limN' after any of them limits its suppression to N dB (:class:`AttenuationLimit`);
+    '@pfBETA' after a model adds the post-filter of :mod:`dsp.postfilter` (before any '@lim')."""
     limited = re.fullmatch(r"(.+)@lim([0-9.]+)", spec)
     if limited:
         try:
@@ -221,6 +227,9 @@ def load_processor(
         except ValueError:
             raise UserError(f"{spec}: '@lim' takes a number of dB, e.g. @lim12") from None
         return AttenuationLimit(load_processor(limited[1], backend, bypass_like), limit)
+    filtered = re.fullmatch(r"(.+)@pf([^@]*)", spec)
+    if filtered:
+        return _with_post_filter(load_processor(filtered[1], backend), filtered[2], spec)
     if spec == "bypass":
         if bypass_like is not None:
             return Bypass(bypass_like.sample_rate, bypass_like.hop, bypass_like.latency_samples)
@@ -247,6 +256,23 @@ def load_processor(
             backend = "onnx-int8"
     name = spec if "/" not in spec and not spec.endswith(".safetensors") else Path(spec).stem
     return GCRNProcessor(model, name=name, backend=backend, meta=meta)
+
+
+def _with_post_filter(proc: Processor, beta: str, spec: str) -> Processor:
+    try:
+        b = float(beta)
+    except ValueError:
+        b = -1.0
+    if not 0 <= b <= 10:
+        raise UserError(f"{spec}: '@pf' takes the post-filter's beta, 0 to 10, e.g. @pf0.02")
+    if not isinstance(proc, GCRNProcessor):
+        raise UserError(
+            f"{spec}: the post-filter works on a model's own spectra, so it follows a model"
+            " (a shipped name or a checkpoint), before any '@lim'"
+        )
+    proc.post_filter = b
+    proc.name = f"{proc.name}@pf{b:g}"
+    return proc
 
 
 def enhance_array(proc: Processor, x: np.ndarray, sr: int) -> np.ndarray:

@@ -117,8 +117,9 @@ def processor_digest(spec: str, proc=None) -> str:
     if isinstance(proc, AttenuationLimit):
         return f"{processor_digest(spec.rsplit('@lim', 1)[0], proc.inner)}@lim{proc.limit_db:g}"
     model = getattr(proc, "model", None)
-    if model is not None:
-        return "weights:" + weights_digest(model)
+    if model is not None:  # the same weights behind a post-filter are another processor
+        beta = getattr(proc, "post_filter", 0.0)
+        return "weights:" + weights_digest(model) + (f"@pf{beta:g}" if beta else "")
     front = getattr(proc, "resampler", "soxr")
     return spec if "@" in spec or front == "soxr" else f"{spec}@{front}"  # the front end too
 
