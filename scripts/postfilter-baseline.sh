@@ -13,6 +13,8 @@
 # -5 dB PESQ-WB difference is >= -0.02 (scripts/by_noise.py). Of the qualifiers, the larger
 # pooled -5 dB PESQ-WB gain becomes the shipped baseline's default post-filter. real-test is
 # scored once, after the choice.
+# Outcome: stopped after real-valid, where every beta already failed the rule (see
+# docs/baseline-history.md, "Round seventeen").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 R=runs
