@@ -1,13 +1,16 @@
 """``hushlab app``: the desktop app. Without audio devices it offers the file source and the demo.
 
 For non-interactive checks: ``--screenshot PATH`` saves the window after ``--screenshot-after``
-seconds of playback, and ``--quit-after SECONDS`` closes the app.
+seconds of playback, and ``--quit-after SECONDS`` closes the app. Ctrl-C in the terminal (or
+SIGTERM) closes the window as its close button does - the settings saved, the audio stopped -
+and exits with 128 + the signal's number.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 
@@ -48,6 +51,7 @@ def run(args) -> int:
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("Hushlab")
+    got = _close_on_signals(app)  # from here on; before it, Ctrl-C just ends the start-up
     win = MainWindow(args)
     win.resize(1280, 800)
     win.show()
@@ -65,4 +69,23 @@ def run(args) -> int:
         QtCore.QTimer.singleShot(int(args.screenshot_after * 1000), shot)
     if args.quit_after:
         QtCore.QTimer.singleShot(int(args.quit_after * 1000), win.close)
-    return app.exec()
+    code = app.exec()
+    return 128 + got[0] if got else code
+
+
+def _close_on_signals(app) -> list[int]:
+    """SIGINT and SIGTERM close the app's windows from its event loop (as their close buttons
+    do), once it runs; the list gets the signal's number. Python runs the handler between
+    bytecodes, and the window's timers run Python often."""
+    from PySide6 import QtCore
+
+    got: list[int] = []
+
+    def handler(signum, _frame):
+        if not got:
+            got.append(signum)
+            QtCore.QTimer.singleShot(0, app.closeAllWindows)
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, handler)
+    return got

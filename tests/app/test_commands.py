@@ -74,3 +74,45 @@ def test_stream_bad_input_is_a_clear_error(tmp_path):
     res = _hushlab("stream", "--input", str(bad), "--output", str(tmp_path / "o.wav"))
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "broken.wav" in res.stderr
+
+
+def test_app_closes_cleanly_on_ctrl_c_and_sigterm(tmp_path):
+    """A terminal's Ctrl-C (or a SIGTERM) closes the window as its close button does: the
+    settings are written and the process exits with 128 + the signal, with no traceback."""
+    import signal
+    import time
+
+    src = tmp_path / "noisy.wav"
+    sf.write(src, speechlike(3.0, 16000).astype(np.float32), 16000)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        cfg = tmp_path / f"cfg{sig}"
+        env = {
+            **os.environ,
+            "QT_QPA_PLATFORM": "offscreen",
+            "XDG_CONFIG_HOME": str(cfg),
+            "HOME": str(tmp_path),
+        }
+        shot = tmp_path / f"shot{sig}.png"  # written once the event loop runs
+        args = ["app", "--source", str(src), "--model-b", "bypass", "--no-output"]
+        args += ["--screenshot", str(shot), "--screenshot-after", "1"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", *args, "--model-a", "baseline"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        t0 = time.monotonic()
+        while not shot.exists() and proc.poll() is None and time.monotonic() - t0 < 120:
+            time.sleep(0.2)
+        assert shot.exists(), "the app did not come up"
+        proc.send_signal(sig)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"signal {sig} did not close the app") from None
+        assert proc.returncode == 128 + sig, err[-2000:]
+        assert "Traceback" not in err, err[-2000:]
+        assert list(cfg.rglob("*.conf")) or list(cfg.rglob("*.ini")), "settings not saved"
