@@ -97,7 +97,7 @@ def main(argv=None) -> int:
                 print(f"| {b} | {'bf16' if bf16 else 'fp32'} | failed: {type(exc).__name__} | |")
                 continue
             hours = sps * 60 * b * a.seconds / 3600
-            print(f"| {b} | {'bf16' if bf16 else 'fp32'} | {sps:.2f} | {hours:.1f} |", flush=True)
+            print(f"| {b} | {'bf16' if bf16 else 'fp32'} | {sps:.2f} | {hours:.3g} |", flush=True)
     if a.corpus:
         ms = loader_ms(a.corpus, a.seconds)
         print(f"loader: {ms:.1f} ms per {a.seconds:g} s training example on one core")

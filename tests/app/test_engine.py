@@ -271,19 +271,24 @@ def test_virtual_microphone_carries_the_enhanced_stream(pulse, baseline_path, tm
     y = np.load(rec)
     x, _ = load_audio(src, 48000)
     ref = enhance_array(load_processor(baseline_path), x, 48000)
-    # each half second of the recording, found in the offline output (under load, an output
-    # underrun can shift what follows it, so windows are aligned one by one)
-    w = 24000
+    # each tenth of a second of the recording, found in the offline output (under load, an
+    # output underrun can shift what follows it, so windows are aligned one by one; short ones
+    # so that some fall between the underruns of a busy machine)
+    from scipy.signal import correlate
+
+    w = 4800
+    energy = np.concatenate([[0.0], np.cumsum(ref.astype(np.float64) ** 2)])
+    ref_norm = np.sqrt(np.maximum(energy[w:] - energy[:-w], 1e-12))  # of each window of ref
     corrs = []
     for start in range(48000, len(y) - w, w):
         seg = y[start : start + w]
         if np.std(seg) < 1e-3:
             continue
-        c = np.correlate(ref, seg, mode="valid")
+        c = correlate(ref, seg, mode="valid", method="fft") / ref_norm
         k = int(np.argmax(c))
         a = ref[k : k + w]
         corrs.append(float(np.dot(a, seg) / (np.linalg.norm(a) * np.linalg.norm(seg) + 1e-9)))
     # sample-exact copies (a window with an underrun in it, on a loaded machine, may not be)
-    assert sum(c > 0.98 for c in corrs) >= 2, corrs
+    assert sum(c > 0.98 for c in corrs) >= 5, corrs
     sources = subprocess.run(["pactl", "list", "short", "sources"], capture_output=True, text=True)
     assert "Hushlab" not in sources.stdout
