@@ -11,6 +11,8 @@ import numpy as np
 from dsp.resample import StreamResampler
 from dsp.stft import StftGeometry, StreamingStft
 
+FLOOR_DB = -120.0  # the level of a column nothing was written to: silence, drawn black
+
 
 class ColumnHistory:
     """Mirrored history of spectrogram columns (STYLE.md 7).
@@ -19,7 +21,7 @@ class ColumnHistory:
     always the contiguous slice [j + 1, j + 1 + N) - handed to pyqtgraph without np.roll.
     """
 
-    def __init__(self, n_columns: int, n_bins: int, floor_db: float = -120.0):
+    def __init__(self, n_columns: int, n_bins: int, floor_db: float = FLOOR_DB):
         self.n = int(n_columns)
         self.bins = int(n_bins)
         self._buf = np.full((2 * self.n, self.bins), floor_db, dtype=np.float32)

@@ -7,6 +7,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtGui
 
+from app.display import FLOOR_DB
+
 
 def hz_to_mel(f):
     return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
@@ -39,7 +41,7 @@ class SpectrogramView(pg.PlotWidget):
         self.setMouseEnabled(x=False, y=False)
         self.hideButtons()
         self.levels = (-90.0, -10.0)
-        self.data = np.zeros((n_columns, n_bins), np.float32)
+        self.data = np.full((n_columns, n_bins), FLOOR_DB, np.float32)  # black until audio
         self.set_colormap("inferno")
         self.set_scale("linear")
 

@@ -325,3 +325,10 @@ def test_stop_while_loading_calls_the_start_off(qtbot, window, monkeypatch):
     assert len(seen) == 2 and not window._loading
     assert seen[0][1] == "bypass" and seen[1][1] == seen[1][0]
     assert [p.name for p in window.engine.procs] == [window._procs_cache[s].name for s in seen[1]]
+
+
+def test_views_are_black_before_any_audio(qtbot, window):
+    """Nothing played yet: every view is at the floor of its colour range (black), not at its
+    top (0 dBFS would draw as the loudest colour)."""
+    for v in (window.view_in, window.view_out):
+        assert v.data.max() <= v.levels[0]
