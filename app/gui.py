@@ -31,6 +31,7 @@ from app.loader import Loader
 from app.model_combo import teacher_label
 from app.mushra_panel import MushraPanel
 from app.spectrogram import SpectrogramView, hz_to_mel, mel_to_hz  # noqa: F401
+from dsp.audio_io import AudioError, check_audio_file
 from models.processor import load_processor
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,14 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
     def start(self) -> None:
         if self._loading or self._closed:
             return
+        if self.input_combo.currentData() is None:  # a file as the microphone: said at once,
+            try:  # not after the models have loaded
+                for path in (self.file_edit.text().strip(), self.noise_edit.text().strip()):
+                    if path:
+                        check_audio_file(path)
+            except AudioError as exc:
+                self.error(f"could not start: {exc}")
+                return
         self._view_mode_changed()  # titles for what is about to play (arguments may change it)
         specs = self._specs()
         self.busy.setVisible(True)

@@ -44,6 +44,21 @@ def check_audio(x: np.ndarray, name: str = "audio", allow_silent: bool = True) -
     return x
 
 
+def check_audio_file(path: str | os.PathLike) -> Path:
+    """``path`` if it is a file soundfile can open (its header read, not its samples), else an
+    :class:`AudioError` that says why - quick enough to check before anything slow starts."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, expected an audio file")
+    try:
+        sf.info(str(path))
+    except Exception as exc:  # soundfile raises several types for corrupt files
+        raise AudioError(f"{path}: cannot read audio ({exc})") from None
+    return path
+
+
 def load_audio(
     path: str | os.PathLike,
     sr: int | None = 16000,
@@ -53,11 +68,7 @@ def load_audio(
 
     Mixes channels to mono and resamples to ``sr`` (``None`` keeps the file's own rate).
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, expected an audio file")
+    path = check_audio_file(path)
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises several types for corrupt files

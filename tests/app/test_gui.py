@@ -332,3 +332,14 @@ def test_views_are_black_before_any_audio(qtbot, window):
     top (0 dBFS would draw as the loudest colour)."""
     for v in (window.view_in, window.view_out):
         assert v.data.max() <= v.levels[0]
+
+
+def test_a_missing_or_corrupt_source_file_is_said_before_any_model_loads(qtbot, window, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not audio")
+    for path, why in ((tmp_path / "gone.wav", "no such file"), (bad, "cannot read audio")):
+        window._last_error_t = 0.0  # (one status message every 3 s at most)
+        window.file_edit.setText(str(path))
+        window.start()
+        assert not window._loading and window.engine is None
+        assert why in window.statusBar().currentMessage()
