@@ -36,4 +36,7 @@ def run(args) -> int:
             )
         except ProcessorUnavailable as exc:
             print(f"| {name} | peer (not installed) | - | - | - | - | {exc} |")
+    print()
+    print("Also: a checkpoint path; NAME@limN limits any processor's suppression to N dB;")
+    print("MODEL@pfBETA adds the post-filter to a GCRN (before any @lim), e.g. baseline@pf0.02.")
     return 0

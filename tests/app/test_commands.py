@@ -116,3 +116,15 @@ def test_app_closes_cleanly_on_ctrl_c_and_sigterm(tmp_path):
         assert proc.returncode == 128 + sig, err[-2000:]
         assert "Traceback" not in err, err[-2000:]
         assert list(cfg.rglob("*.conf")) or list(cfg.rglob("*.ini")), "settings not saved"
+
+
+def test_models_lists_the_shipped_models_peers_and_suffixes(capsys):
+    from app.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    rows = {r.split("|")[1].strip(): r for r in out.splitlines() if r.startswith("| ")}
+    for name in ("baseline", "kd", "pretrain", "fusion"):
+        assert "shipped GCRN" in rows[name] and "PESQ" in rows[name]
+    assert "dry signal" in rows["bypass"] and "rnnoise" in rows
+    assert "@limN" in out and "@pfBETA" in out
