@@ -49,7 +49,7 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
         self.engine: Engine | None = None
         self.loader = Loader(self)
         self._loading = False  # processors for a start are being loaded
-        self._closed = False  # closed: nothing starts until it is shown again
+        self._closed = False  # closed for good (its loaders shut down): nothing starts
         self._start_id = 0  # which start a finished load belongs to
         self._procs_cache: dict[str, object] = {}
         self.recording: FileSink | None = None
@@ -436,10 +436,6 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
         self._last_error, self._last_error_t = text, now
         self.statusBar().showMessage(text, 8000)
         log.warning(text)
-
-    def showEvent(self, ev) -> None:  # noqa: N802 (Qt name)
-        self._closed = False
-        super().showEvent(ev)
 
     def closeEvent(self, ev) -> None:  # noqa: N802 (Qt name)
         self._closed = True
