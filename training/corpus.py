@@ -205,6 +205,7 @@ def build(cfg: CorpusConfig) -> Path:
             lambda: corpus_plan.plan_real_noise(cfg, root, random.Random(cfg.seed + 6), more=True),
             cfg.workers,
         )
+        rows += _stage(root, "real_wide", lambda: _plan_wide(cfg, root), cfg.workers)
     manifest = root / "manifest.jsonl"
     tmp = manifest.with_suffix(".part")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -217,6 +218,19 @@ def build(cfg: CorpusConfig) -> Path:
     (root / "summary.json").write_text(json.dumps(summary, indent=2))
     (root / "summary.md").write_text(summary_markdown(summary))
     return root
+
+
+def _plan_wide(cfg: CorpusConfig, root: Path) -> list[dict]:
+    """The stage ``real_wide``: the sources of ``corpus_real.WIDE_SPEECH_DEBS`` and
+    ``WIDE_NOISE_DEBS`` (training uses them only when a config opts in)."""
+    unpacked = {d: corpus_plan.unpacked(d) for d in corpus_real.WIDE_SPEECH_DEBS}
+    speech = corpus_real.plan_real_speech(
+        root,
+        unpacked,
+        random.Random(cfg.seed + 7),
+        files=corpus_real.syllable_speech_files(unpacked),
+    )
+    return speech + corpus_plan.plan_real_noise(cfg, root, random.Random(cfg.seed + 8), wide=True)
 
 
 def _speech_shares(cfg: CorpusConfig) -> dict[str, float]:

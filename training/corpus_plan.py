@@ -244,25 +244,52 @@ def _real_noise_files() -> list[tuple[str, str, Path]]:
 
 
 def unpacked(package: str) -> Path:
-    return unpack_deb(fetch_deb(package, debs_dir()), debs_dir() / "unpacked" / package)
+    return unpack_deb(
+        fetch_deb(package, debs_dir()),
+        debs_dir() / "unpacked" / package,
+        corpus_real.UNPACK_ONLY.get(package, ()),
+    )
+
+
+def _package_sounds(deb: str) -> list[Path]:
+    """The sound files of one unpacked noise package (openttd-opensfx's catalogue unpacked)."""
+    folder = unpacked(deb)
+    if deb == "openttd-opensfx":
+        return corpus_real.opensfx_sounds(folder)
+    return [
+        p
+        for p in sorted(folder.rglob("*"))
+        if p.suffix.lower() in (".ogg", ".wav", ".flac") and p.is_file()
+    ]
 
 
 def plan_real_noise(
-    cfg: CorpusConfig, root: Path, rng: random.Random, extra: bool = False, more: bool = False
+    cfg: CorpusConfig,
+    root: Path,
+    rng: random.Random,
+    extra: bool = False,
+    more: bool = False,
+    wide: bool = False,
 ) -> list[dict]:
     """Jobs for the real-noise packages: the first ones split file by file (train / valid /
     test); with ``extra``, the newer packages, each whole in the split that
     ``corpus_real.REAL_NOISE_DEBS`` gives it; with ``more``, those of
-    ``corpus_real.MORE_NOISE_DEBS`` (families by ``corpus_real.more_noise_family``)."""
+    ``corpus_real.MORE_NOISE_DEBS`` (families by ``corpus_real.more_noise_family``); with
+    ``wide``, those of ``corpus_real.WIDE_NOISE_DEBS`` (``corpus_real.wide_noise_family``)."""
     jobs = []
-    if extra or more:
-        debs = corpus_real.MORE_NOISE_DEBS if more else corpus_real.REAL_NOISE_DEBS
-        family = corpus_real.more_noise_family if more else corpus_real.real_noise_family
+    tag = "w" if wide else "m" if more else "x"
+    if extra or more or wide:
+        debs, family = (
+            (corpus_real.WIDE_NOISE_DEBS, corpus_real.wide_noise_family)
+            if wide
+            else (corpus_real.MORE_NOISE_DEBS, corpus_real.more_noise_family)
+            if more
+            else (corpus_real.REAL_NOISE_DEBS, corpus_real.real_noise_family)
+        )
         files = []
         for deb, (split, _) in debs.items():
-            for p in sorted(unpacked(deb).rglob("*")):
-                if p.suffix.lower() in (".ogg", ".wav", ".flac") and p.is_file():
-                    files.append((deb.split("-")[0], family(p), p, split))
+            for p in _package_sounds(deb):
+                files.append((deb.split("-")[0], family(p), p, split))
     else:
         files = [(source, family, p, None) for source, family, p in _real_noise_files()]
     for source, family, p, fixed in files:
@@ -284,8 +311,8 @@ def plan_real_noise(
                 "seed": rng.randrange(2**31),
                 "peak": 0.9,
                 "path": f"noise/{split}/{source}/{family}_{idx:05d}.flac"
-                if not (extra or more)
-                else f"noise/{split}/{source}/{family}_{'m' if more else 'x'}{idx:05d}.flac",
+                if not (extra or more or wide)
+                else f"noise/{split}/{source}/{family}_{tag}{idx:05d}.flac",
                 "extra": {"file": p.name},
             }
         )

@@ -5,7 +5,9 @@ Real speech: spoken words and letters recorded by native speakers of dozens of l
 screened (narrowband files, and files whose own noise floor sits less than ``MIN_SNR_DB`` under
 the speech, are dropped: a noisy target teaches a model to keep noise) and joined into clips
 with natural pauses. Real noise: more Debian game data for training (``widelands-data``, then
-``MORE_NOISE_DEBS``).
+``MORE_NOISE_DEBS``). The newest sources (``WIDE_SPEECH_DEBS``, ``WIDE_NOISE_DEBS``: two more
+readers, recorded vehicles, machinery, crowds and outdoor ambience) are heard in training only
+when a config opts in (``OPT_IN_SOURCES``, ``DataConfig.opt_in``).
 
 Two extra splits test generalisation to what no training choice has seen:
 ``real-valid`` and ``real-test`` hold *whole speakers* whose language training never hears and
@@ -75,6 +77,24 @@ REAL_NOISE_DEBS = {
 MORE_NOISE_DEBS = {
     "megaglest-data": ("train", "GPL-2+ / CC-BY-SA-3.0"),
 }
+# The newest real sources (stage real_wide), all in train: two more real speakers (Mandarin
+# syllables read by two people, one file per speaker in a folder per syllable: 3.ogg and 5.ogg),
+# openttd-opensfx's recordings (vehicles, machinery, crowds, animals, wind; one sound catalogue)
+# and redeclipse-data's sounds (wind, water, forest, rain, distant traffic and machines; music;
+# effects). Training leaves their sources out unless a config names them (``data.opt_in``), so
+# the models trained before them keep their data. flightgear-data-base was checked and left out:
+# a 1.3 GB download for about 5 minutes of sound.
+WIDE_SPEECH_DEBS = {
+    "gcin-voice": ("usr/share/gcin-voice/ogg", "GPL-3 (3.ogg) / CC-BY-3.0 (5.ogg)"),
+}
+WIDE_NOISE_DEBS = {
+    "openttd-opensfx": ("train", "CC-BY-3.0 / CC-0 (per sound)"),
+    "redeclipse-data": ("train", "CC-BY-SA and others (per file, see its copyright)"),
+}
+OPT_IN_SOURCES = tuple(d.split("-")[0] for d in (*WIDE_SPEECH_DEBS, *WIDE_NOISE_DEBS))
+# packages of which only the sound files (and the documentation) are unpacked
+UNPACK_ONLY = {"redeclipse-data": ("*.ogg", "*.wav", "./usr/share/doc/*")}
+OPENSFX_CATALOGUE = "usr/share/games/openttd/baseset/opensfx/opensfx.cat"
 _VOICE_LINE = re.compile(r"_(ack|select|die|attack)[0-9]*$")
 # Interfering talkers for real-voices: package -> (zip archive inside it, folders of voice
 # lines in the archive, folders in them that hold sound effects instead). warzone2100-data's
@@ -160,6 +180,19 @@ def real_speech_files(unpacked: dict[str, Path]) -> dict[str, list[Path]]:
     return dict(out)
 
 
+def syllable_speech_files(unpacked: dict[str, Path]) -> dict[str, list[Path]]:
+    """speaker ('gcin/zh3') -> files, for ``WIDE_SPEECH_DEBS``: a folder per syllable, one file
+    per speaker named by the speaker's number."""
+    out: dict[str, list[Path]] = defaultdict(list)
+    for deb, folder in sorted(unpacked.items()):
+        base = Path(folder) / WIDE_SPEECH_DEBS[deb][0]
+        source = deb.split("-")[0]
+        for p in sorted(base.rglob("*")):
+            if p.suffix.lower() in (".ogg", ".wav", ".flac") and p.is_file():
+                out[f"{source}/zh{p.stem}"].append(p)
+    return dict(out)
+
+
 def screen_files(files: dict[str, list[Path]], cache: Path) -> dict[str, dict]:
     """Screen every word file once (cached in ``cache``, a JSON file): path -> {rate, snr_db,
     band_db, ok}."""
@@ -183,13 +216,18 @@ def screen_files(files: dict[str, list[Path]], cache: Path) -> dict[str, dict]:
 
 
 def plan_real_speech(
-    root: Path, unpacked: dict[str, Path], rng, screen_cache: Path | None = None
+    root: Path,
+    unpacked: dict[str, Path],
+    rng,
+    screen_cache: Path | None = None,
+    files: dict[str, list[Path]] | None = None,
 ) -> list[dict]:
     """Clip jobs: each speaker's screened words shuffled into clips of 3-7 words. Training
     speakers get three passes (the first as recorded, the others time-warped by 0.9-1.1:
-    apparent new voices); the real splits one pass, as recorded."""
+    apparent new voices); the real splits one pass, as recorded. ``files`` (speaker -> files)
+    replaces the listing of ``unpacked`` word packages."""
     jobs = []
-    all_files = real_speech_files(unpacked)
+    all_files = files if files is not None else real_speech_files(unpacked)
     screened = screen_files(all_files, screen_cache or root / "parts" / "real_speech_screen.json")
     for speaker, files in sorted(all_files.items()):
         split = speaker_split(speaker)
@@ -272,6 +310,52 @@ def more_noise_family(path: Path) -> str:
     if parts & {"tilesets", "env_sounds", "water_sounds"}:
         return "ambience"
     return "effects"
+
+
+def wide_noise_family(path: Path) -> str:
+    """The family of a file of the ``WIDE_NOISE_DEBS`` packages: ambience (wind, water, rain,
+    forest, distant traffic and machines), music, voices (an announcer, a player's cries) or
+    effects (the rest, and every sound of the openttd catalogue)."""
+    parts = {q.lower() for q in path.parent.parts}
+    stem = path.stem.lower()
+    if "ambience" in parts:
+        return "ambience"
+    if "music" in parts or "maps" in parts or stem.startswith("theme"):
+        return "music"
+    if parts & {"announcer", "voice"} or ("player" in parts and stem.startswith(("pain", "death"))):
+        return "voices"
+    return "effects"
+
+
+def opensfx_sounds(package_dir: Path) -> list[Path]:
+    """The sounds of openttd-opensfx's catalogue, written once as WAV files into a folder beside
+    it (sorted paths). The catalogue: a table of (offset, size) pairs, its first offset (high bit
+    set) giving the count; each entry a name (length byte, text) and a RIFF WAV."""
+    import struct
+
+    cat = Path(package_dir) / OPENSFX_CATALOGUE
+    cache = Path(package_dir) / "hushlab-sounds"
+    marker = cache / ".extracted"
+    if not marker.exists():
+        try:
+            data = cat.read_bytes()
+            count = (struct.unpack_from("<I", data, 0)[0] & 0x7FFFFFFF) // 8
+            cache.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                offset, size = struct.unpack_from("<II", data, 8 * i)
+                offset &= 0x7FFFFFFF
+                name_len = data[offset]
+                wav = data[offset + 1 + name_len : offset + size]
+                if wav[:4] != b"RIFF" or wav[8:12] != b"WAVE":
+                    continue  # the catalogue's empty placeholders
+                title = data[offset + 1 : offset + 1 + name_len].decode("latin-1")
+                slug = re.sub(r"[^a-z0-9]+", "_", title.split(".")[0].lower()).strip("_")[:40]
+                (cache / f"{i:03d}_{slug or 'sound'}.wav").write_bytes(wav)
+        except (OSError, struct.error, IndexError) as exc:
+            msg = f"openttd-opensfx: cannot read its sound catalogue {cat}: {exc}"
+            raise UserError(msg) from exc
+        marker.touch()
+    return sorted(cache.glob("*.wav"))
 
 
 def is_real_source(source: str) -> bool:

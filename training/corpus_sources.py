@@ -147,11 +147,34 @@ def fetch_deb(package: str, dest: Path) -> Path:
     return found[-1]
 
 
-def unpack_deb(deb: Path, dest: Path) -> Path:
+def _unpack_members(deb: Path, dest: Path, only: tuple[str, ...]) -> None:
+    """Stream ``deb``'s file tree and write the regular files whose path matches ``only``."""
+    import tarfile
+    from fnmatch import fnmatch
+
+    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE) as p:
+        try:
+            with tarfile.open(fileobj=p.stdout, mode="r|") as tar:
+                for m in tar:
+                    if m.isfile() and any(fnmatch(m.name, pat) for pat in only):
+                        tar.extract(m, dest, filter="data")
+        except tarfile.TarError as exc:
+            p.kill()
+            raise UserError(f"could not unpack {deb.name}: {exc}") from exc
+    if p.returncode:
+        raise UserError(f"could not unpack {deb.name}: dpkg-deb exited with {p.returncode}")
+
+
+def unpack_deb(deb: Path, dest: Path, only: tuple[str, ...] = ()) -> Path:
+    """Unpack ``deb`` into ``dest`` once; ``only``: shell patterns of the members to unpack
+    (the rest of a large package is never written)."""
     marker = dest / ".unpacked"
     if not marker.exists():
         dest.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
+        if only:
+            _unpack_members(deb, dest, only)
+        else:
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
         marker.touch()
     return dest
 

@@ -145,6 +145,7 @@ def _data_lines(meta: dict, cfg: dict) -> list[str]:
             else ""
         )
         + (f", noise left out: {', '.join(data['drop_noise'])}" if data.get("drop_noise") else "")
+        + (f", newest sources used: {', '.join(data['opt_in'])}" if data.get("opt_in") else "")
         + (
             ", noise heard " + ", ".join(f"{k} x{v}" for k, v in data["noise_weights"].items())
             if data.get("noise_weights")

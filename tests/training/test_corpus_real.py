@@ -1,7 +1,9 @@
 """The real-recordings sources: screening, speaker splits, reserved packages, summary counts."""
 
+import io
 import json
 import random
+import struct
 import subprocess
 from collections import defaultdict
 from pathlib import Path
@@ -115,6 +117,7 @@ def test_reserved_packages_are_refused_and_never_named():
             C.fetch_deb(name, Path("/nonexistent"))
     used = list(C.SPEECH_DEBS) + list(C.NOISE_DEBS) + list(R.REAL_SPEECH_DEBS)
     used += list(R.REAL_NOISE_DEBS) + list(R.VOICE_NOISE_DEBS) + list(R.MORE_NOISE_DEBS)
+    used += list(R.WIDE_SPEECH_DEBS) + list(R.WIDE_NOISE_DEBS)
     assert all(R.check_allowed(p) for p in used)
     # nowhere in the tracked sources, outside the list that refuses them
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
@@ -161,18 +164,122 @@ def test_real_splits_never_share_a_speaker_or_file_with_training(fake_words, tmp
         assert not {v.split("-", 1)[1] for v in by_split[sp]} & train_langs
 
 
+def _wav_bytes(x: np.ndarray, sr: int = 22050) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x.astype(np.float32), sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def _opensfx_catalogue(path: Path, sounds: list[tuple[str, bytes]]) -> None:
+    """An openttd sound catalogue: (offset, size) pairs, the first offset's high bit set; each
+    entry a length byte, a NUL-terminated name and the sound (b"" for a placeholder)."""
+    blobs = [bytes([len(n) + 1]) + n.encode() + b"\0" + wav for n, wav in sounds]
+    offset, table = 8 * len(blobs), b""
+    for i, blob in enumerate(blobs):
+        table += struct.pack("<II", offset | (0x80000000 if i == 0 else 0), len(blob))
+        offset += len(blob)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(table + b"".join(blobs))
+
+
+def _fake_opensfx(folder: Path, n: int = 3) -> Path:
+    rng = np.random.default_rng(5)
+    sounds = [
+        (
+            f'"Sound {i}". By someone. License: CC0.',
+            _wav_bytes(0.1 * rng.standard_normal(4410 * (i + 2))),
+        )
+        for i in range(n)
+    ]
+    _opensfx_catalogue(folder / R.OPENSFX_CATALOGUE, [*sounds, ('"Unused/Nothing".', b"")])
+    return folder
+
+
+def test_opensfx_catalogue_is_unpacked_into_sounds(tmp_path):
+    folder = _fake_opensfx(tmp_path / "ottd", n=3)
+    files = R.opensfx_sounds(folder)
+    assert [p.name for p in files] == ["000_sound_0.wav", "001_sound_1.wav", "002_sound_2.wav"]
+    assert [round(sf.info(p).duration, 2) for p in files] == [0.4, 0.6, 0.8]  # placeholder left out
+    (folder / R.OPENSFX_CATALOGUE).unlink()
+    assert R.opensfx_sounds(folder) == files  # unpacked once
+    bad = tmp_path / "bad"
+    (bad / R.OPENSFX_CATALOGUE).parent.mkdir(parents=True)
+    (bad / R.OPENSFX_CATALOGUE).write_bytes(struct.pack("<I", 0x80000010) + b"\x00" * 4)
+    with pytest.raises(UserError, match="sound catalogue"):
+        R.opensfx_sounds(bad)
+
+
+def test_wide_sources_families_and_speakers(tmp_path):
+    f = R.wide_noise_family
+    base = Path("usr/share/games/redeclipse/data")
+    assert f(base / "sounds/ambience/distant_cars.ogg") == "ambience"
+    assert f(base / "sounds/ambience/morph/stormrain.ogg") == "ambience"
+    assert f(base / "sounds/music/track_01.ogg") == "music"
+    assert f(base / "sounds/theme.ogg") == "music"
+    assert f(base / "maps/tonatiuh.ogg") == "music"
+    assert f(base / "sounds/announcer/fight.ogg") == "voices"
+    assert f(base / "sounds/player/pain3.ogg") == "voices"
+    assert f(base / "sounds/player/footstep2.ogg") == "effects"
+    assert f(base / "sounds/weapons/rifle/fire.ogg") == "effects"
+    assert f(Path("x/hushlab-sounds/004_steam_train.wav")) == "effects"
+    folder = tmp_path / "gcin"
+    for syl in ("a1", "ba2", "ma3"):
+        for who in ("3", "5"):
+            _word(folder / R.WIDE_SPEECH_DEBS["gcin-voice"][0] / syl / f"{who}.ogg", seed=len(syl))
+    files = R.syllable_speech_files({"gcin-voice": folder})
+    assert sorted(files) == ["gcin/zh3", "gcin/zh5"] and all(len(v) == 3 for v in files.values())
+    assert set(R.OPT_IN_SOURCES) == {"gcin", "openttd", "redeclipse"}
+
+
+def test_unpack_only_writes_the_members_asked_for(tmp_path):
+    pkg = tmp_path / "pkg"
+    for rel in (
+        "usr/share/game/sounds/a.ogg",
+        "usr/share/game/maps/m.bsp",
+        "usr/share/doc/x/copyright",
+    ):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_bytes(b"data")
+    (pkg / "DEBIAN").mkdir()
+    (pkg / "DEBIAN" / "control").write_text(
+        "Package: fake-data\nVersion: 1\nArchitecture: all\nMaintainer: x <x@y.z>\n"
+        "Description: test\n"
+    )
+    deb = tmp_path / "fake-data_1_all.deb"
+    subprocess.run(["dpkg-deb", "--build", str(pkg), str(deb)], check=True, capture_output=True)
+    out = C.unpack_deb(deb, tmp_path / "out", ("*.ogg", "./usr/share/doc/*"))
+    got = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert got == [".unpacked", "usr/share/doc/x/copyright", "usr/share/game/sounds/a.ogg"]
+    (tmp_path / "broken.deb").write_bytes(b"not a deb")
+    with pytest.raises(UserError, match="could not unpack"):
+        C.unpack_deb(tmp_path / "broken.deb", tmp_path / "out2", ("*.ogg",))
+
+
 def test_build_with_real_sources_summary_counts(fake_words, tmp_path, monkeypatch):
     noise_root = tmp_path / "noisepk"
     rng = np.random.default_rng(0)
     unpacked_noise = {}
     more = ("tilesets/spring/sounds/day.ogg", "units/archer/sounds/archer_ack1.wav")
-    for deb in [*R.REAL_NOISE_DEBS, *R.MORE_NOISE_DEBS]:
-        for sub in ("sound/ambient/n0.ogg", "music/n1.ogg", *more):
+    wide = ("sounds/ambience/wind.ogg", "sounds/announcer/fight.ogg", "sounds/weapons/gun.ogg")
+    for deb in [*R.REAL_NOISE_DEBS, *R.MORE_NOISE_DEBS, "redeclipse-data"]:
+        for sub in ("sound/ambient/n0.ogg", "music/n1.ogg", *more, *wide):
             p = noise_root / deb / sub
             p.parent.mkdir(parents=True, exist_ok=True)
             sf.write(p, (0.1 * rng.standard_normal(22050 * 2)).astype(np.float32), 22050)
         unpacked_noise[deb] = noise_root / deb
     unpacked_noise["warzone2100-data"] = _fake_voice_package(noise_root / "wz")
+    unpacked_noise["openttd-opensfx"] = _fake_opensfx(noise_root / "ottd")
+    gcin = tmp_path / "gcin"
+    for i in range(12):  # speaker 5 as recorded, with silences; speaker 3 trimmed to the voice
+        syl = gcin / R.WIDE_SPEECH_DEBS["gcin-voice"][0] / f"s{i}"
+        _word(syl / "5.ogg", seed=400 + i)
+        syl.mkdir(parents=True, exist_ok=True)
+        t = np.arange(int(0.4 * 44100)) / 44100  # a syllable cut tight: no floor to measure
+        voiced = sum(np.sin(2 * np.pi * k * (150 + 5 * i) * t) / k for k in range(1, 20))
+        sf.write(
+            syl / "3.ogg", (0.2 * voiced * np.linspace(1, 0.4, len(t))).astype(np.float32), 44100
+        )
+    unpacked_noise["gcin-voice"] = gcin
     speech = dict(fake_words)
     monkeypatch.setattr(C.corpus_plan, "unpacked", lambda d: {**speech, **unpacked_noise}[d])
     cfg = C.CorpusConfig(
@@ -193,7 +300,9 @@ def test_build_with_real_sources_summary_counts(fake_words, tmp_path, monkeypatc
     rows = C.load_manifest(root)
     s = json.loads((root / "summary.json").read_text())
     real_speech = [
-        r for r in rows if r["kind"] == "speech" and r["source"] in ("klettres", "ktuberling")
+        r
+        for r in rows
+        if r["kind"] == "speech" and r["source"] in ("klettres", "ktuberling", "gcin")
     ]
     assert real_speech and s["real"]["klettres"] and not s["real"]["espeak"]
     assert s["speakers"]["klettres"]["real-test"] >= 1
@@ -219,6 +328,32 @@ def test_build_with_real_sources_summary_counts(fake_words, tmp_path, monkeypatc
     md = (root / "summary.md").read_text()
     assert "real-test h" in md and "| speech | klettres | yes |" in md
     assert "real-voices h" in md
+    # the newest sources: all in train, tagged, one more speaker (the other screened out)
+    wide_rows = [r for r in rows if r["source"] in R.OPT_IN_SOURCES]
+    assert {r["source"] for r in wide_rows} == {"gcin", "openttd", "redeclipse"}
+    assert all(r["split"] == "train" for r in wide_rows)
+    assert {r["voice"] for r in wide_rows if r["source"] == "gcin"} == {"gcin-zh5"}
+    assert {r["voice"] for r in wide_rows if r["source"] == "redeclipse"} >= {
+        "ambience",
+        "voices",
+        "effects",
+    }
+    assert "| speech | gcin | yes |" in md and "| noise | openttd | yes |" in md
+    # training hears them only when a config opts in
+    from training.data import DataConfig, list_sources
+
+    def sources(cfg):
+        speech, noise = list_sources(cfg, "train")
+        return {Path(p).parts[-2] for p in [*speech, *noise]}
+
+    assert not sources(DataConfig(corpus=str(root))) & set(R.OPT_IN_SOURCES)
+    assert sources(DataConfig(corpus=str(root), opt_in=("gcin", "openttd"))) & {
+        "gcin",
+        "openttd",
+        "redeclipse",
+    } == {"gcin", "openttd"}
+    with pytest.raises(UserError, match="opt_in"):
+        list_sources(DataConfig(corpus=str(root), opt_in=("flightgear",)), "train")
 
 
 def test_more_noise_families():
