@@ -66,6 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="engine/device rate (default: the device's; file to file: the input file's)",
     )
     p.add_argument("--wet", type=float, default=1.0, help="1 = processed only, 0 = dry only")
+    p.add_argument(
+        "--match-loudness",
+        action="store_true",
+        help="play every processor at one active speech level (-26 dBFS), as listening tests do",
+    )
     p.add_argument("--record-input", default="", help="also record the input to this WAV")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx", "onnx-int8"])
     p.add_argument("--json", default="", metavar="PATH", help="write the health summary here")
@@ -131,6 +136,7 @@ def build_engine(args):
     cfg = EngineConfig(rate=rate, block=max(1, rate // 100), realtime=realtime)
     engine = Engine(procs, cfg)
     engine.set_wet(args.wet)
+    engine.level_match = args.match_loudness
     source = source_dev or FileSource(
         args.input, rate, noise=args.noise or None, snr=args.snr, loop=args.loop
     )

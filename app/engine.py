@@ -4,7 +4,8 @@ Threads:
 - audio callbacks (PortAudio) only copy into or out of preallocated rings and count xruns;
 - a worker thread drains the input ring, resamples to each processor's rate, runs every slot
   (so each keeps its state warm), aligns the slots to a common latency, crossfades between the
-  active slot and the previous one on a switch, mixes in the dry signal (dry/wet), resamples
+  active slot and the previous one on a switch, brings every slot to one active speech level when
+  asked (``level_match``), mixes in the dry signal (dry/wet), resamples
   back and fills the output ring; it also fills the display buffers and the health figures;
 - whoever owns the engine (CLI or GUI) reads ``health()`` and the display buffers, and asks for a
   switch with ``request_active(i)``: a plain attribute write, applied by the worker at the next
@@ -39,6 +40,7 @@ from app.endpoints import (  # noqa: F401  (re-exported: the engine's public nam
 )
 from app.health import EngineHealth
 from app.streams import DeviceStreams
+from dsp.loudness import LevelMatcher
 from dsp.resample import StreamResampler
 from dsp.ringbuffer import RingBuffer
 from dsp.stft import StftGeometry, window
@@ -109,6 +111,10 @@ class Engine(DeviceStreams, EngineHealth):
         theta = np.linspace(0, np.pi / 2, self._fade_len, dtype=np.float32)
         self._fade_in, self._fade_out = np.sin(theta), np.cos(theta)
         self.wet = 1.0  # 1 = processed only, 0 = dry only
+        # every slot's stream at one active speech level (dsp/loudness.py), when asked: tracked
+        # always, so that turning it on starts from the level heard so far
+        self.level_match = False
+        self._matchers = [LevelMatcher(c.rate) for _ in self.slots]
         cap = int(c.rate * c.ring_seconds)
         self.in_ring = RingBuffer(cap)
         self.out_ring = RingBuffer(cap)
@@ -325,6 +331,8 @@ class Engine(DeviceStreams, EngineHealth):
             self.ref_tap.push(
                 self._mixed, taken[-1], taken[0], taken[1] if len(taken) > 2 else None
             )
+        on = self.level_match
+        taken = [m.process(t, on) for m, t in zip(self._matchers, taken, strict=True)]
         if self.ab_display and len(taken) >= 3:  # A and B (the dry slot is last)
             self._ab_taken = (taken[0], taken[1])
         dry = taken[-1]

@@ -174,6 +174,7 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
             procs = self.mushra_stimuli_procs(procs, source, rate, rate // 100)
         eng = Engine(procs, EngineConfig(rate=rate, block=rate // 100, realtime=True))
         eng.set_wet(self.wet_slider.value() / 100)
+        eng.level_match = self.match_check.isChecked()
         sinks = [SpeakerSink(str(out_idx))] if out_idx is not None else []
         if self.vmic_check.isChecked():  # the processed stream as a microphone for other apps
             from app.virtual_mic import VirtualMic
@@ -270,6 +271,10 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
     def _wet_changed(self, v: int) -> None:
         if self.engine is not None:
             self.engine.set_wet(v / 100)
+
+    def _match_changed(self, on: bool) -> None:
+        if self.engine is not None:
+            self.engine.level_match = on
 
     def _cmap_changed(self, name: str) -> None:
         for v in (self.view_in, self.view_out, self.view_diff):

@@ -121,6 +121,14 @@ class WindowLayout:
         self.wet_slider.valueChanged.connect(self._wet_changed)
         al.addWidget(QtWidgets.QLabel("dry/wet"), 2, 0)
         al.addWidget(self.wet_slider, 2, 1)
+        self.match_check = QtWidgets.QCheckBox("match loudness  [L]")
+        self.match_check.setToolTip(
+            "Play A, B, the dry signal and every test stimulus at one active speech level"
+            " (-26 dBFS): a louder stimulus would otherwise be preferred for its level."
+            " Metrics and recordings of the input are not affected."
+        )
+        self.match_check.toggled.connect(self._match_changed)
+        al.addWidget(self.match_check, 3, 1)
         side.addWidget(ab)
 
         # model panel
@@ -215,6 +223,7 @@ class WindowLayout:
             ("F", lambda: self.freeze_check.toggle()),
             ("R", lambda: self.record_button.toggle()),
             ("V", self.cycle_view),
+            ("L", lambda: self.match_check.toggle()),
         ):
             sc = QtGui.QShortcut(QtGui.QKeySequence(key), self)
             sc.setContext(QtCore.Qt.ApplicationShortcut)
@@ -284,6 +293,7 @@ class WindowLayout:
             if v:
                 edit.setText(v)
         self.snr_slider.setValue(int(s.value("snr", 0)))
+        self.match_check.setChecked(str(s.value("match_loudness", "false")).lower() == "true")
         self.db_min.setValue(int(s.value("db_min", -90)))
         self.db_max.setValue(int(s.value("db_max", -10)))
         geo = s.value("geometry")
@@ -303,6 +313,7 @@ class WindowLayout:
         s.setValue("noise", self.noise_edit.text())
         s.setValue("follow_run", self.follow_edit.text())
         s.setValue("snr", self.snr_slider.value())
+        s.setValue("match_loudness", self.match_check.isChecked())
         s.setValue("db_min", self.db_min.value())
         s.setValue("db_max", self.db_max.value())
         s.setValue("geometry", self.saveGeometry())

@@ -66,6 +66,22 @@ def test_stream_file_to_file_keeps_rate_length_and_alignment(tmp_path):
     assert sr == rate and len(y) == len(x)
     np.testing.assert_allclose(y, x, atol=2e-3)  # bypass: the input itself, not delayed
     assert "streamed" in res.stdout
+    # level-matched: the same input brought to -26 dBFS active level (it plays near -15)
+    quiet = tmp_path / "quiet.wav"
+    res = _hushlab(
+        "stream",
+        "--input",
+        str(src),
+        "--output",
+        str(quiet),
+        "--model",
+        "bypass",
+        "--match-loudness",
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    q, _ = sf.read(quiet, dtype="float32")
+    gain_db = 20 * np.log10(np.std(q[rate:]) / np.std(x[rate:]))
+    assert -13.0 < gain_db < -9.5  # -11.5 dB when fully matched
 
 
 def test_stream_bad_input_is_a_clear_error(tmp_path):

@@ -29,6 +29,18 @@ class Invert(Processor):
         return -y, state
 
 
+class Gain(Invert):
+    """A fixed gain: a stand-in for two models that leave speech at different levels."""
+
+    def __init__(self, gain_db: float):
+        super().__init__()
+        self.name, self.g = f"gain{gain_db:+g}", np.float32(10 ** (gain_db / 20))
+
+    def step(self, block, state):
+        y, state = self._b.step(block, state)
+        return self.g * y, state
+
+
 def _run_fast(engine, x, rate, block=480):
     outs = []
     for i in range(0, len(x), block):
@@ -103,6 +115,41 @@ def test_slots_of_different_rates_and_latencies_are_time_aligned(baseline_path):
     assert np.max(np.abs(b[rate // 5 :] - c[rate // 5 :])) < 0.02
     if "shipped" in baseline_path:  # a trained model's output lines up with its bypass
         assert abs(estimate_lag(b, a, 200)) <= 1
+
+
+def test_level_match_plays_a_and_b_at_one_level_and_leaves_metrics_raw():
+    rate = 48000
+    x = (0.5 * speechlike(10.0, rate, seed=8)).astype(np.float32)
+    seen = []
+
+    class Tap:  # the live metrics' tap: what the engine hands it
+        def push(self, pos, dry, a, b):
+            seen.append((a.copy(), b.copy()))
+
+    def play(match: bool) -> tuple[float, float]:
+        eng = Engine([Gain(-12.0), Gain(+3.0)], EngineConfig(rate=rate, realtime=False))
+        eng.level_match = match
+        eng.ref_tap = Tap()
+        outs = []
+        for k, i in enumerate(range(0, len(x), 480)):
+            if k == len(x) // 480 - 300:  # A for the first 7 s, B for the last 3 s
+                eng.request_active(1)
+            outs.append(eng.process_block(x[i : i + 480]))
+        y = np.concatenate(outs)
+        return tuple(
+            10 * np.log10(np.mean(seg.astype(np.float64) ** 2))
+            for seg in (y[5 * rate : 7 * rate], y[8 * rate :])
+        )
+
+    a_db, b_db = play(False)
+    assert abs((b_db - a_db) - 15.0) < 0.5  # unmatched: B is 15 dB louder
+    seen.clear()
+    a_db, b_db = play(True)
+    assert abs(b_db - a_db) < 1.0  # matched: one level, near the target's
+    assert -31.0 < a_db < -24.0
+    a_raw, b_raw = (np.concatenate(v[-200:]) for v in zip(*seen, strict=True))
+    ratio = 20 * np.log10(np.std(b_raw) / np.std(a_raw))
+    assert abs(ratio - 15.0) < 0.1  # the metrics see the models' own levels
 
 
 def test_failing_processor_is_muted_not_fatal():

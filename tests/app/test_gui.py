@@ -343,3 +343,18 @@ def test_a_missing_or_corrupt_source_file_is_said_before_any_model_loads(qtbot, 
         window.start()
         assert not window._loading and window.engine is None
         assert why in window.statusBar().currentMessage()
+
+
+def test_match_loudness_key_reaches_the_running_engine_and_persists(qtbot, window):
+    _wait_running(qtbot, window)
+    eng = window.engine
+    assert not window.match_check.isChecked() and not eng.level_match
+    qtbot.keyClick(window, QtCore.Qt.Key_L)
+    assert window.match_check.isChecked() and eng.level_match
+    window.stop()
+    _wait_running(qtbot, window)  # a new engine starts matched
+    assert window.engine is not eng and window.engine.level_match
+    window._save_settings()
+    window.match_check.setChecked(False)
+    window._restore_settings()
+    assert window.match_check.isChecked()
