@@ -77,8 +77,9 @@ class BlindTest:
         """Index of the hidden processor behind ``label`` in this trial."""
         return self.trial.mapping[label]
 
-    def vote(self, label: str) -> dict:
-        """Record the listener's answer: the preferred label (ab) or what X is (abx)."""
+    def vote(self, label: str, loudness_matched: bool = False) -> dict:
+        """Record the listener's answer: the preferred label (ab) or what X is (abx), and
+        whether the stimuli played at one loudness (a condition the results depend on)."""
         t = self.trial
         valid = list(LABELS[: len(self.names)])
         if label not in valid:
@@ -90,6 +91,7 @@ class BlindTest:
             "response_s": round(time.time() - t.started, 2),
             "choice": label,
             "assignment": json.dumps({k: self.names[v] for k, v in t.mapping.items()}),
+            "loudness_matched": int(loudness_matched),
         }
         if self.mode == "ab":
             row["chosen_processor"] = self.names[t.mapping[label]]

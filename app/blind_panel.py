@@ -60,7 +60,7 @@ class BlindPanel:
         from app.blind import LABELS
 
         try:
-            self.blind.vote(LABELS[i])
+            self.blind.vote(LABELS[i], self._loudness_matched())
         except ValueError as exc:
             self.statusBar().showMessage(str(exc), 3000)
             return

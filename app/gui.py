@@ -276,6 +276,10 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
         if self.engine is not None:
             self.engine.level_match = on
 
+    def _loudness_matched(self) -> bool:
+        """Whether what the listener heard was level-matched (written with each answer)."""
+        return self.engine is not None and self.engine.level_match
+
     def _cmap_changed(self, name: str) -> None:
         for v in (self.view_in, self.view_out, self.view_diff):
             v.set_colormap(name)

@@ -68,8 +68,9 @@ class MushraTest:
         """The hidden stimulus behind ``label`` ('1', '2', ...) in this trial."""
         return self.trial.order[int(label) - 1]
 
-    def rate(self, ratings: dict[str, float]) -> list[dict]:
-        """The listener's 0-100 rating for every label of the trial; returns the CSV rows."""
+    def rate(self, ratings: dict[str, float], loudness_matched: bool = False) -> list[dict]:
+        """The listener's 0-100 rating for every label of the trial, and whether the stimuli
+        played at one loudness; returns the CSV rows."""
         t = self.trial
         if t is None:
             raise ValueError("no trial is running")
@@ -92,6 +93,7 @@ class MushraTest:
                     "stimulus": self.stimulus_for(lab),
                     "rating": float(ratings[lab]),
                     "assignment": assignment,
+                    "loudness_matched": int(loudness_matched),
                 }
             )
         self.results += rows

@@ -147,7 +147,7 @@ class MushraPanel:
         if m is None or m.trial is None:
             return
         ratings = {lab: self.mushra_sliders[k].value() for k, lab in enumerate(m.labels)}
-        m.rate(ratings)
+        m.rate(ratings, self._loudness_matched())
         self._next_mushra_trial()
 
     def _mushra_summary_text(self) -> str:

@@ -9,14 +9,15 @@ from app.blind import BlindTest
 def test_labels_are_shuffled_and_recorded(tmp_path):
     bt = BlindTest(["baseline", "bypass"], "ab", tmp_path / "r.csv", seed=1)
     seen = set()
-    for _ in range(20):
+    for k in range(20):
         seen.add(tuple(sorted(bt.trial.mapping.items())))
-        bt.vote("A")
+        bt.vote("A", loudness_matched=k >= 10)
     assert len(seen) == 2  # both assignments occur: labels carry no information
     rows = list(csv.DictReader(open(tmp_path / "r.csv")))
     assert len(rows) == 20
     for r in rows:
         assert r["chosen_processor"] == json.loads(r["assignment"])["A"]
+    assert [r["loudness_matched"] for r in rows] == ["0"] * 10 + ["1"] * 10
     s = bt.summary()
     assert sum(s["counts"].values()) == 20 and 0 <= s["p_value"] <= 1
 

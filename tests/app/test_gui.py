@@ -99,6 +99,7 @@ def test_blind_test_writes_results_with_hidden_assignment(qtbot, window, tmp_pat
         names = set(json.loads(r["assignment"]).values())
         assert names == {window.blind.names[0], window.blind.names[1]}
         assert r["chosen_processor"] in names
+        assert r["loudness_matched"] == "0"  # the condition heard, written with each vote
     window.blind_button.setChecked(False)
     assert "4 trials" in window.blind_label.text()
 

@@ -23,10 +23,11 @@ def test_trials_hide_and_shuffle_and_write_every_rating(tmp_path):
     for item in ("mix1", "mix2", "mix3", "mix4", "mix5"):
         trial = t.start_trial(item)
         orders.add(tuple(trial.order))
-        t.rate(_rate_truthfully(t, quality))
+        t.rate(_rate_truthfully(t, quality), loudness_matched=True)
     assert len(orders) > 1  # the labels carry no information
     rows = list(csv.DictReader(open(path)))
     assert len(rows) == 5 * 4
+    assert {r["loudness_matched"] for r in rows} == {"1"}
     for r in rows:
         assert json.loads(r["assignment"])[r["label"]] == r["stimulus"]
         assert float(r["rating"]) == quality[r["stimulus"]]
