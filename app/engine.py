@@ -213,6 +213,10 @@ class Engine(DeviceStreams, EngineHealth):
     def set_wet(self, wet: float) -> None:
         self.wet = float(min(1.0, max(0.0, wet)))
 
+    def match_gains_db(self) -> list[float]:
+        """The loudness-matching gain now applied to each processor's stream (dB; 0 when off)."""
+        return [20 * math.log10(m.gain) for m in self._matchers[: len(self.procs)]]
+
     def replace_processor(self, index: int, proc: Processor) -> None:
         """Swap a slot's processor (load it first, off the audio path; any thread). The swap
         is applied by the worker at its next block, with fresh state, aligned to the others.

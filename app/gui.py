@@ -276,6 +276,15 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
         if self.engine is not None:
             self.engine.level_match = on
 
+    def _match_text(self, eng) -> str:
+        """The matching gains of A and B (never in a blind or MUSHRA test: they would tell)."""
+        if not eng.level_match or self.blind is not None or self.mushra is not None:
+            return ""
+        gains = eng.match_gains_db()
+        return " | matched " + ", ".join(
+            f"{k} {g:+.1f} dB" for k, g in zip("AB", gains, strict=False)
+        )
+
     def _loudness_matched(self) -> bool:
         """Whether what the listener heard was level-matched (written with each answer)."""
         return self.engine is not None and self.engine.level_match
@@ -383,7 +392,7 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
             f"RTF {h['rtf']:.3f} | latency {h['latency_ms']:.0f} ms | xruns "
             f"{h['input_xruns'] + h['output_xruns'] + h['underruns']} | in "
             f"{100 * h['input_fill']:.0f}% out {100 * h['output_fill']:.0f}% | "
-            f"in {eng.level_in_db:.0f} dBFS out {eng.level_out_db:.0f} dBFS"
+            f"in {eng.level_in_db:.0f} dBFS out {eng.level_out_db:.0f} dBFS" + self._match_text(eng)
         )
         if h["messages"]:
             self.error(h["messages"][-1])

@@ -126,6 +126,8 @@ def test_level_match_plays_a_and_b_at_one_level_and_leaves_metrics_raw():
         def push(self, pos, dry, a, b):
             seen.append((a.copy(), b.copy()))
 
+    eng_gains = []
+
     def play(match: bool) -> tuple[float, float]:
         eng = Engine([Gain(-12.0), Gain(+3.0)], EngineConfig(rate=rate, realtime=False))
         eng.level_match = match
@@ -136,6 +138,7 @@ def test_level_match_plays_a_and_b_at_one_level_and_leaves_metrics_raw():
                 eng.request_active(1)
             outs.append(eng.process_block(x[i : i + 480]))
         y = np.concatenate(outs)
+        eng_gains[:] = eng.match_gains_db()
         return tuple(
             10 * np.log10(np.mean(seg.astype(np.float64) ** 2))
             for seg in (y[5 * rate : 7 * rate], y[8 * rate :])
@@ -147,6 +150,7 @@ def test_level_match_plays_a_and_b_at_one_level_and_leaves_metrics_raw():
     a_db, b_db = play(True)
     assert abs(b_db - a_db) < 1.0  # matched: one level, near the target's
     assert -31.0 < a_db < -24.0
+    assert eng_gains[0] - eng_gains[1] == pytest.approx(15.0, abs=1.0)  # A raised, B lowered
     a_raw, b_raw = (np.concatenate(v[-200:]) for v in zip(*seen, strict=True))
     ratio = 20 * np.log10(np.std(b_raw) / np.std(a_raw))
     assert abs(ratio - 15.0) < 0.1  # the metrics see the models' own levels

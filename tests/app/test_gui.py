@@ -352,6 +352,7 @@ def test_match_loudness_key_reaches_the_running_engine_and_persists(qtbot, windo
     assert not window.match_check.isChecked() and not eng.level_match
     qtbot.keyClick(window, QtCore.Qt.Key_L)
     assert window.match_check.isChecked() and eng.level_match
+    qtbot.waitUntil(lambda: "matched A " in window.health_label.text(), timeout=5000)
     window.stop()
     _wait_running(qtbot, window)  # a new engine starts matched
     assert window.engine is not eng and window.engine.level_match
