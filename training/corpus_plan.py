@@ -252,10 +252,11 @@ def unpacked(package: str) -> Path:
 
 
 def _package_sounds(deb: str) -> list[Path]:
-    """The sound files of one unpacked noise package (openttd-opensfx's catalogue unpacked)."""
+    """The sound files of one unpacked noise package (``corpus_real.SOUND_READERS`` unpack
+    those kept in an archive of their own)."""
     folder = unpacked(deb)
-    if deb == "openttd-opensfx":
-        return corpus_real.opensfx_sounds(folder)
+    if deb in corpus_real.SOUND_READERS:
+        return corpus_real.SOUND_READERS[deb](folder)
     return [
         p
         for p in sorted(folder.rglob("*"))

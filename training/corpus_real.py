@@ -358,6 +358,10 @@ def opensfx_sounds(package_dir: Path) -> list[Path]:
     return sorted(cache.glob("*.wav"))
 
 
+# packages whose sounds sit in an archive of their own: package -> the reader that unpacks them
+SOUND_READERS = {"openttd-opensfx": opensfx_sounds}
+
+
 def is_real_source(source: str) -> bool:
     """Whether a corpus source is real recordings (vs TTS or synthesised noise)."""
     return source not in ("piper", "espeak", "synthetic")
