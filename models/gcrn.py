@@ -37,6 +37,12 @@ class GCRNConfig:
     # to the mapped output; 0 disables. The coefficients start at zero, so a model with taps can
     # start from the weights of one without (``adapt_state``) and compute the same function.
     df_taps: int = 0
+    # look-ahead (frames): the model estimates the clean frame ``lookahead`` hops before its
+    # newest input frame, so it hears that much of what follows the frame it outputs - at the
+    # cost of ``lookahead`` hops of latency. Output frame t still depends on input frames <= t
+    # only; the residual adds the noisy frame being estimated (from the deep filter's frame
+    # cache, hence lookahead <= df_taps) and training delays the clean target to match.
+    lookahead: int = 0
     # SSL hooks (PAPER.md): 0 disables; otherwise the teacher's embedding size
     ssl_dim: int = 0
     distill_head: bool = False  # Linear(bottleneck -> ssl_dim) on the encoder output
@@ -192,6 +198,11 @@ class GCRN(nn.Module):
         self.config = cfg
         if cfg.df_taps < 0:
             raise ValueError(f"df_taps is a number of past frames (>= 0), not {cfg.df_taps}")
+        if not 0 <= cfg.lookahead <= cfg.df_taps:
+            raise ValueError(
+                f"lookahead is a number of frames from 0 to df_taps ({cfg.df_taps}), "
+                f"not {cfg.lookahead}: the frame it estimates comes from the deep filter's cache"
+            )
         ch = (2, *cfg.channels)
         fs = cfg.freq_sizes
         self.encoder = nn.ModuleList(
@@ -246,8 +257,10 @@ class GCRN(nn.Module):
 
     @property
     def latency_samples(self) -> int:
-        """Delay of the output stream behind the input stream in hop-block processing."""
-        return self.config.win - self.config.hop
+        """Delay of the output stream behind the input stream in hop-block processing (the
+        look-ahead's hops included)."""
+        cfg = self.config
+        return cfg.win - cfg.hop + cfg.lookahead * cfg.hop
 
     # -- state --------------------------------------------------------------------------------
     def init_state(self, batch: int = 1) -> GCRNState:
@@ -336,8 +349,15 @@ class GCRN(nn.Module):
         scale = (mag2 + 1e-12).clamp(max=1e4) ** ((1 / c - 1) / 2)
         return y * scale.unsqueeze(1)
 
-    def _run(self, x: torch.Tensor, state: GCRNState, ssl: torch.Tensor | None):
-        """x [B, 2, T, F] (compressed domain). Returns (y [B, 2, T, F], bottleneck [B, T, D],
+    def _run(
+        self,
+        x: torch.Tensor,
+        state: GCRNState,
+        ssl: torch.Tensor | None,
+        base: torch.Tensor | None = None,
+    ):
+        """x [B, 2, T, F] (compressed domain); ``base`` the compressed frames the residual adds
+        (x itself unless the model looks ahead). Returns (y [B, 2, T, F], bottleneck [B, T, D],
         new state, deep-filter coefficients [B, 2, taps, T, F] or None)."""
         b, _, t, _ = x.shape
         skips, enc_cache = [], []
@@ -374,7 +394,7 @@ class GCRN(nn.Module):
         new.dec_cache = dec_cache
         y = torch.stack(outs, dim=1)  # [B, 2, T, F]
         if self.config.residual:
-            y = y + x
+            y = y + (x if base is None else base)
         coef = torch.stack(coefs, dim=1) if coefs else None
         return y, bottleneck, new, coef
 
@@ -392,9 +412,21 @@ class GCRN(nn.Module):
 
         With ``return_bottleneck`` also returns the encoder output [B, T, 448] (the SSL hook)."""
         state = self.init_state(x.shape[0])
-        y, bottleneck, new, coef = self._run(self._compress(x), state, ssl)
+        y, bottleneck, new, coef = self._run(
+            self._compress(x), state, ssl, self._estimated_frames(x, state)
+        )
         y = self._output(y, coef, x, state, new)
         return (y, bottleneck) if return_bottleneck else y
+
+    def _estimated_frames(self, x: torch.Tensor, state: GCRNState) -> torch.Tensor | None:
+        """With look-ahead L, the compressed noisy frames t - L that the residual adds for
+        input frames t (from the deep filter's cache of earlier frames); None without."""
+        la = self.config.lookahead
+        if not la:
+            return None
+        taps, t = self.config.df_taps, x.shape[2]
+        xc = torch.cat([state.df_cache, x], dim=2)
+        return self._compress(xc[:, :, taps - la : taps - la + t])
 
     def step(
         self,
@@ -403,7 +435,8 @@ class GCRN(nn.Module):
         ssl: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, GCRNState]:
         """One frame: [B, 2, 1, F] -> ([B, 2, 1, F], new state). Equal to ``forward`` frame t."""
-        y, _, new, coef = self._run(self._compress(frame), state, ssl)
+        base = self._estimated_frames(frame, state)
+        y, _, new, coef = self._run(self._compress(frame), state, ssl, base)
         return self._output(y, coef, frame, state, new), new
 
     def predict_ssl(self, bottleneck: torch.Tensor) -> torch.Tensor:

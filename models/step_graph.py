@@ -247,7 +247,10 @@ class LeanStep(nn.Module):
         y = y.reshape(2, 1 + taps, f)  # [decoder (re, im), channel, F]
         out = torch.cat([h(part) for h, part in zip(self.heads, y[:, 0].chunk(2), strict=True)])
         out = out.reshape(1, 2, 1, f)
-        if cfg.residual:
+        if cfg.residual and cfg.lookahead:  # the frame being estimated, from the filter's cache
+            past = state[-1][:, :, taps - cfg.lookahead : taps - cfg.lookahead + 1]
+            out = out + (past if c == 1.0 else self._power(past, (c - 1) / 2, None))
+        elif cfg.residual:
             out = out + x
         if c != 1.0:
             out = self._power(out, (1 / c - 1) / 2, 1e4)

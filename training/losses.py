@@ -41,6 +41,18 @@ def spectra(noisy: torch.Tensor, clean: torch.Tensor, geom: StftGeometry):
     return torch.stack([ns.real, ns.imag], 1), torch.stack([cs.real, cs.imag], 1)
 
 
+def target_of(model, clean: torch.Tensor) -> torch.Tensor:
+    """The clean waveforms [B, N] (or [N]) a model is trained to output: ``clean`` itself, or,
+    for a model that looks ahead (``config.lookahead`` frames), ``clean`` delayed by as many hops
+    (zeros first, the same length): its output frame t estimates clean frame t - lookahead."""
+    cfg = getattr(_unwrap(model), "config", None)
+    d = getattr(cfg, "lookahead", 0) * getattr(cfg, "hop", 0)
+    if not d:
+        return clean
+    pad = torch.zeros(*clean.shape[:-1], d, dtype=clean.dtype, device=clean.device)
+    return torch.cat([pad, clean[..., : clean.shape[-1] - d]], dim=-1)
+
+
 def mr_stft_loss(
     est: torch.Tensor, ref: torch.Tensor, resolutions=((256, 64), (512, 128), (1024, 256))
 ) -> torch.Tensor:
@@ -204,6 +216,7 @@ class BaselineHook:
     def compute_loss(self, model, batch):
         noisy, clean = batch
         geom = _unwrap(model).config.geometry
+        clean = target_of(model, clean)
         x, y = spectra(noisy, clean, geom)
         est = model(x)
         loss, logs = enhancement_loss(est, y, clean, geom, **self.weights)
@@ -268,19 +281,19 @@ class SSLHook(BaselineHook):
         noisy, clean = batch
         m = _unwrap(model)
         geom = m.config.geometry
-        x, y = spectra(noisy, clean, geom)
+        x, y = spectra(noisy, target_of(m, clean), geom)
         logs: dict = {}
         if self.name == "fusion":
             ssl, logs["teacher_ms"] = self._embed(noisy)
             est = model(x, ssl=ssl[:, : x.shape[2]])
-            loss, enh_logs = enhancement_loss(est, y, clean, geom, **self.weights)
+            loss, enh_logs = enhancement_loss(est, y, target_of(m, clean), geom, **self.weights)
             logs.update(enh_logs)
         else:
             est, bottleneck = model(x, return_bottleneck=True)
             target, logs["teacher_ms"] = self._embed(clean)
             pred = m.predict_ssl(bottleneck)  # [B, T, D]
             l_ssl = torch.mean(torch.abs(pred - target[:, : pred.shape[1]]))
-            loss, enh_logs = enhancement_loss(est, y, clean, geom, **self.weights)
+            loss, enh_logs = enhancement_loss(est, y, target_of(m, clean), geom, **self.weights)
             logs.update(enh_logs, l_ssl=l_ssl.item())
             if self.name == "pretrain":
                 stage1 = self.step < self.pretrain_steps

@@ -28,7 +28,7 @@ from dsp.errors import UserError
 from models.checkpoint import save_checkpoint
 from models.registry import build_model
 from training.data import DataConfig, TrainMixtures, load_or_make_mixtures, render_mixture
-from training.losses import LOSS_WEIGHTS, make_hook
+from training.losses import LOSS_WEIGHTS, make_hook, target_of
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +178,13 @@ def validate(model, cfg: TrainConfig, mixes: list[dict], root, hook) -> dict:
         losses.append(loss.item())
         est = logs["estimate"][0].cpu()
         y = istft(torch.complex(est[0], est[1]), geom).numpy()
+        ref = target_of(model, torch.from_numpy(clean)).numpy()  # delayed for a look-ahead
         n = len(y)
-        sisdr.append(si_sdr(clean[:n], y))
+        sisdr.append(si_sdr(ref[:n], y))
         sisdr_in.append(si_sdr(clean[:n], noisy[:n]))
         if m["id"].split("_")[0] in pesq_ids:
             try:
-                pesq.append(pesq_wb(clean[:n], y, 16000))
+                pesq.append(pesq_wb(ref[:n], y, 16000))
             except Exception as exc:  # e.g. no utterance detected in a silent estimate
                 pesq_errors.append(f"{m['id']}: {type(exc).__name__}: {exc}")
     model.train(was)
@@ -209,14 +210,19 @@ def validate(model, cfg: TrainConfig, mixes: list[dict], root, hook) -> dict:
 
 def init_config_fits(theirs: dict, mine: dict) -> bool:
     """Whether a run whose model config is ``mine`` can start from weights whose config is
-    ``theirs``: an SSL variant may start from a baseline (its SSL layers start fresh), and a model
-    with deep filtering from one without (its filter starts switched off), nothing else."""
+    ``theirs``: an SSL variant may start from a baseline (its SSL layers start fresh), a model
+    with deep filtering from one without (its filter starts switched off), and a model that looks
+    ahead from one that does not (it learns the delay), nothing else."""
     theirs, mine = json.loads(json.dumps(theirs)), json.loads(json.dumps(mine))
-    free = {"ssl_dim", "distill_head", "fusion", "df_taps"}
+    free = {"ssl_dim", "distill_head", "fusion", "df_taps", "lookahead"}
     same = {k: v for k, v in theirs.items() if k not in free} == {
         k: v for k, v in mine.items() if k not in free
     }
-    return same and theirs.get("df_taps", 0) in (0, mine.get("df_taps", 0))
+    return (
+        same
+        and theirs.get("df_taps", 0) in (0, mine.get("df_taps", 0))
+        and theirs.get("lookahead", 0) in (0, mine.get("lookahead", 0))
+    )
 
 
 def train(cfg: TrainConfig) -> Path:

@@ -12,6 +12,8 @@ VARIANTS = {
     "raw_ri": GCRNConfig(compress=1.0),
     "distill": GCRNConfig(ssl_dim=32, distill_head=True),
     "deep_filter": GCRNConfig(df_taps=2),
+    "lookahead": GCRNConfig(df_taps=2, lookahead=1),
+    "lookahead_raw": GCRNConfig(df_taps=2, lookahead=2, compress=1.0),
 }
 
 
@@ -78,7 +80,7 @@ def test_streaming_equals_offline(name, signal):
     assert (off - _stream(m, x)).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize("name", ["baseline", "raw_ri", "deep_filter"])
+@pytest.mark.parametrize("name", ["baseline", "raw_ri", "deep_filter", "lookahead"])
 def test_causal(name):
     m = _model(VARIANTS[name])
     torch.manual_seed(2)
@@ -154,3 +156,20 @@ def test_deep_filter_starts_as_the_model_it_extends():
         df.adapt_state(other)
     with pytest.raises(ValueError, match="df_taps"):
         GCRN(GCRNConfig(df_taps=-1))
+
+
+def test_lookahead_estimates_an_earlier_frame():
+    """A model that looks ahead L frames starts (residual heads at zero, filter off) as the
+    identity delayed by L frames, reports L more hops of latency, and must not exceed its taps."""
+    m = GCRN(GCRNConfig(df_taps=2, lookahead=1)).eval()
+    plain = GCRN(GCRNConfig(df_taps=2)).eval()
+    assert m.latency_samples == plain.latency_samples + m.config.hop
+    x = torch.randn(1, 2, 30, 257) * 0.1
+    with torch.no_grad():
+        y = m(x)
+    assert y[:, :, 0].abs().max() < 1e-6  # nothing before the first frame
+    assert (y[:, :, 1:] - x[:, :, :-1]).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="lookahead"):
+        GCRN(GCRNConfig(df_taps=1, lookahead=2))
+    with pytest.raises(ValueError, match="lookahead"):
+        GCRN(GCRNConfig(lookahead=1))

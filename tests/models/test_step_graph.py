@@ -39,6 +39,8 @@ def _trained_looking(cfg: GCRNConfig) -> GCRN:
         GCRNConfig(ssl_dim=32, distill_head=True),
         GCRNConfig(df_taps=3),
         GCRNConfig(channels=(8, 8, 12, 12, 16), df_taps=1, compress=1.0),
+        GCRNConfig(df_taps=3, lookahead=1),
+        GCRNConfig(channels=(8, 8, 12, 12, 16), df_taps=2, lookahead=2, compress=1.0),
     ],
     ids=[
         "default",
@@ -47,6 +49,8 @@ def _trained_looking(cfg: GCRNConfig) -> GCRN:
         "distill-head",
         "deep-filter",
         "deep-filter-one-tap-raw",
+        "lookahead",
+        "lookahead-two-raw",
     ],
 )
 def test_lean_step_equals_the_model_step(cfg):

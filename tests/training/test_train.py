@@ -156,6 +156,34 @@ def test_init_config_fits_allows_only_added_layers():
     assert not init_config_fits({**plain, "df_taps": 4}, {**plain, "df_taps": 2})
     assert not init_config_fits({**plain, "df_taps": 4}, plain)  # a filter would be dropped
     assert not init_config_fits(plain, {**plain, "compress": 0.5})
+    la = {**plain, "df_taps": 4, "lookahead": 1}
+    assert init_config_fits({**plain, "df_taps": 4}, la)  # it learns the delay
+    assert not init_config_fits(la, {**plain, "df_taps": 4})  # a look-ahead would be dropped
+    assert not init_config_fits(la, {**la, "lookahead": 2})
+
+
+def test_a_lookahead_model_is_trained_and_validated_on_the_delayed_target():
+    """The hook and validation compare a look-ahead model's output with the clean signal delayed
+    by its look-ahead: its starting point (the delayed identity) scores the delayed noisy."""
+    from models.gcrn import GCRN, GCRNConfig
+    from training.losses import target_of
+
+    m = GCRN(GCRNConfig(df_taps=2, lookahead=1)).eval()
+    hop = m.config.hop
+    clean = torch.randn(2, 16000)
+    t = target_of(m, clean)
+    assert t.shape == clean.shape and t[:, :hop].abs().max() == 0
+    assert torch.equal(t[:, hop:], clean[:, :-hop])
+    assert target_of(GCRN(GCRNConfig()), clean) is clean
+    # the model starts as the identity delayed one hop: on noisy == clean its loss is ~0 against
+    # the delayed target (a signal that starts after the first frame: frame 0's target holds
+    # the first 80 samples, which the delayed identity does not give)
+    clean[:, : m.config.win] = 0
+    hook = BaselineHook()
+    with torch.no_grad():
+        aligned = hook.compute_loss(m, (clean, clean))[0].item()
+        plain = BaselineHook().compute_loss(GCRN(GCRNConfig(df_taps=2)).eval(), (clean, clean))
+    assert aligned < 1e-3 and plain[0].item() < 1e-3
 
 
 def test_next_gpu_step_starts_from_the_shipped_baseline():
