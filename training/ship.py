@@ -108,12 +108,15 @@ def write_card(
 
 
 def _title(name: str, model, cfg: dict) -> list[str]:
+    c = model.config
+    la = getattr(c, "lookahead", 0)
+    ahead = f", {la} frame{'s' if la > 1 else ''} of look-ahead" if la else ""
     return [
         f"# Model card: `{name}`",
         "",
         f"A causal GCRN ({model.inference_parameters() / 1e6:.2f} M parameters, "
-        f"{model.inference_parameters() * 4 / 1e6:.1f} MB in fp32; 16 kHz, 20 ms hop, "
-        f"{1000 * model.config.win / model.config.sample_rate:.0f} ms algorithmic latency), "
+        f"{model.inference_parameters() * 4 / 1e6:.1f} MB in fp32; 16 kHz, 20 ms hop{ahead}, "
+        f"{1000 * (c.hop + model.latency_samples) / c.sample_rate:.0f} ms algorithmic latency), "
         f"variant `{cfg.get('variant')}`.",
         "",
     ]

@@ -406,3 +406,13 @@ def test_weight_average_is_what_validation_scores_and_checkpoints_hold(dns_tree,
     assert any(not torch.equal(st2["ema"][k], st["ema"][k]) for k in st["ema"])
     with pytest.raises(UserError, match="ema_decay"):
         train(_tiny(dns_tree, tmp_path / "bad", steps=1, ema_decay=1.5))
+
+
+def test_a_card_states_the_latency_a_lookahead_costs():
+    from models.gcrn import GCRN, GCRNConfig
+    from training.ship import _title
+
+    plain = _title("b", GCRN(GCRNConfig(df_taps=2)), {"variant": "baseline"})[2]
+    ahead = _title("b", GCRN(GCRNConfig(df_taps=2, lookahead=1)), {"variant": "baseline"})[2]
+    assert "20 ms hop, 25 ms algorithmic latency" in plain
+    assert "20 ms hop, 1 frame of look-ahead, 45 ms algorithmic latency" in ahead
