@@ -14,11 +14,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# config keys added after models were shipped, at the value that computes what those models
+# compute: left out of the digest, so the digests of earlier models (their int8 checks, the
+# eval reports that name them) stay what they were
+DIGEST_NEUTRAL = {"lookahead": 0}
+
 
 def weights_digest(model) -> str:
     """A digest of a model's config and weights (the ONNX cache key; eval reports keep it)."""
     h = hashlib.sha1()
-    h.update(repr(model.config.to_dict()).encode())
+    cfg = {k: v for k, v in model.config.to_dict().items() if DIGEST_NEUTRAL.get(k, ...) != v}
+    h.update(repr(cfg).encode())
     for k, v in model.state_dict().items():
         h.update(k.encode())
         h.update(v.detach().cpu().numpy().tobytes())
