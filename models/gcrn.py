@@ -425,8 +425,8 @@ class GCRN(nn.Module):
         if not la:
             return None
         taps, t = self.config.df_taps, x.shape[2]
-        xc = torch.cat([state.df_cache, x], dim=2)
-        return self._compress(xc[:, :, taps - la : taps - la + t])
+        # frame t - L: the cache's last L frames, then the input's frames but the last L
+        return self._compress(torch.cat([state.df_cache[:, :, taps - la :], x], dim=2)[:, :, :t])
 
     def step(
         self,

@@ -281,19 +281,20 @@ class SSLHook(BaselineHook):
         noisy, clean = batch
         m = _unwrap(model)
         geom = m.config.geometry
-        x, y = spectra(noisy, target_of(m, clean), geom)
+        ref = target_of(m, clean)  # what the output is compared with (delayed for a look-ahead)
+        x, y = spectra(noisy, ref, geom)
         logs: dict = {}
         if self.name == "fusion":
             ssl, logs["teacher_ms"] = self._embed(noisy)
             est = model(x, ssl=ssl[:, : x.shape[2]])
-            loss, enh_logs = enhancement_loss(est, y, target_of(m, clean), geom, **self.weights)
+            loss, enh_logs = enhancement_loss(est, y, ref, geom, **self.weights)
             logs.update(enh_logs)
         else:
             est, bottleneck = model(x, return_bottleneck=True)
             target, logs["teacher_ms"] = self._embed(clean)
             pred = m.predict_ssl(bottleneck)  # [B, T, D]
             l_ssl = torch.mean(torch.abs(pred - target[:, : pred.shape[1]]))
-            loss, enh_logs = enhancement_loss(est, y, target_of(m, clean), geom, **self.weights)
+            loss, enh_logs = enhancement_loss(est, y, ref, geom, **self.weights)
             logs.update(enh_logs, l_ssl=l_ssl.item())
             if self.name == "pretrain":
                 stage1 = self.step < self.pretrain_steps
