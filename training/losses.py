@@ -24,15 +24,36 @@ def compress_ri(ri: torch.Tensor, c: float = 0.3, eps: float = 1e-8) -> torch.Te
     return ri * ((mag2 + eps) ** ((c - 1) / 2)).unsqueeze(1)
 
 
-def neg_si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Mean over the batch of -SI-SDR (dB); est, ref [B, N]."""
+def neg_si_sdr_each(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """-SI-SDR (dB) of every item [B]; est, ref [B, N]."""
     est = est - est.mean(-1, keepdim=True)
     ref = ref - ref.mean(-1, keepdim=True)
     a = (est * ref).sum(-1, keepdim=True) / ((ref**2).sum(-1, keepdim=True) + eps)
     target = a * ref
     noise = est - target
     ratio = (target**2).sum(-1) / ((noise**2).sum(-1) + eps)
-    return -(10 * torch.log10(ratio + eps)).mean()
+    return -10 * torch.log10(ratio + eps)
+
+
+def neg_si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean over the batch of -SI-SDR (dB); est, ref [B, N]."""
+    return neg_si_sdr_each(est, ref, eps).mean()
+
+
+def snr_ramp_weights(
+    noisy: torch.Tensor, clean: torch.Tensor, lo_db: float, hi_db: float
+) -> torch.Tensor:
+    """Per-mixture weights [B] of the SI-SDR term from each mixture's input SNR (dB, clean
+    against noisy - clean; waveforms [B, N]): 0 at or below ``lo_db``, 1 at or above ``hi_db``,
+    linear between. The look-ahead rounds (docs/baseline-history.md, rounds twenty to
+    twenty-three) gained -5 dB PESQ-WB without the term and lost +5 dB SI-SDR; with it, the
+    reverse: this asks for the waveform where the input is clean enough to keep it."""
+    if not hi_db > lo_db:
+        raise ValueError(f"the SI-SDR term's SNR ramp needs lo < hi (dB), not {lo_db}, {hi_db}")
+    p_clean = (clean.double() ** 2).sum(-1)
+    p_noise = ((noisy.double() - clean.double()) ** 2).sum(-1)
+    snr = 10 * torch.log10((p_clean + 1e-12) / (p_noise + 1e-12))
+    return ((snr - lo_db) / (hi_db - lo_db)).clamp(0.0, 1.0).to(noisy.dtype)
 
 
 def spectra(noisy: torch.Tensor, clean: torch.Tensor, geom: StftGeometry):
@@ -161,6 +182,9 @@ def perceptual_loss(
 
 
 LOSS_WEIGHTS = ("w_sisdr", "w_under", "w_mrstft", "w_pesq")
+# the SI-SDR term's input-SNR ramp (dB; off while lo == hi): training configs pass them to the
+# hooks with the weights
+SISDR_RAMP = ("sisdr_snr_lo", "sisdr_snr_hi")
 
 
 def enhancement_loss(
@@ -173,12 +197,15 @@ def enhancement_loss(
     w_under: float = 0.0,
     w_mrstft: float = 0.0,
     w_pesq: float = 0.0,
+    sisdr_weights: torch.Tensor | None = None,
 ):
     """Spectral terms (+ optional SI-SDR). ``w_under`` adds the squared compressed magnitude
     the estimate is *missing* (|clean| above |estimate|) once more at that weight: removing
     speech costs more than leaving noise, which protects syllables in bursts of noise.
     ``w_mrstft`` adds the multi-resolution STFT loss of the resynthesised waveform, ``w_pesq``
-    the PESQ-modelled ``perceptual_loss`` of it."""
+    the PESQ-modelled ``perceptual_loss`` of it. ``sisdr_weights`` [B] (``snr_ramp_weights``)
+    weigh the SI-SDR term per mixture (the mean of weight x -SI-SDR); the logged SI-SDR stays
+    the plain mean."""
     e, t = compress_ri(est_ri, c), compress_ri(clean_ri, c)
     l_cplx = torch.mean((e - t) ** 2)
     mag_e = torch.sqrt(e[:, 0] ** 2 + e[:, 1] ** 2 + 1e-10)
@@ -187,8 +214,10 @@ def enhancement_loss(
     l_under = torch.mean(torch.relu(mag_t - mag_e) ** 2)
     est_wav = istft(torch.complex(est_ri[:, 0], est_ri[:, 1]), geom)
     n = est_wav.shape[-1]
-    l_sisdr = neg_si_sdr(est_wav, clean_wav[..., :n])
-    loss = l_cplx + l_mag + w_sisdr * l_sisdr + w_under * l_under
+    each = neg_si_sdr_each(est_wav, clean_wav[..., :n])  # [B]
+    l_sisdr = each.mean()
+    term = l_sisdr if sisdr_weights is None else (sisdr_weights * each).mean()
+    loss = l_cplx + l_mag + w_sisdr * term + w_under * l_under
     logs = {"l_cplx": l_cplx.item(), "l_mag": l_mag.item(), "l_under": l_under.item()}
     if w_mrstft:
         l_mr = mr_stft_loss(est_wav, clean_wav[..., :n])
@@ -207,19 +236,31 @@ class BaselineHook:
     name = "baseline"
 
     def __init__(self, **weights: float):
-        """``weights``: any of ``LOSS_WEIGHTS`` (enhancement_loss's optional terms)."""
-        unknown = set(weights) - set(LOSS_WEIGHTS)
+        """``weights``: any of ``LOSS_WEIGHTS`` (enhancement_loss's optional terms) and of
+        ``SISDR_RAMP`` (the SI-SDR term weighted by each mixture's input SNR when lo < hi)."""
+        unknown = set(weights) - set(LOSS_WEIGHTS) - set(SISDR_RAMP)
         if unknown:
-            raise ValueError(f"unknown loss weights {sorted(unknown)} (known: {LOSS_WEIGHTS})")
+            raise ValueError(
+                f"unknown loss weights {sorted(unknown)} (known: {LOSS_WEIGHTS + SISDR_RAMP})"
+            )
+        lo, hi = (float(weights.pop(k, 0.0)) for k in SISDR_RAMP)
+        if (lo, hi) != (0.0, 0.0) and not hi > lo:
+            raise ValueError(f"sisdr_snr_lo ({lo}) must be below sisdr_snr_hi ({hi}) (dB)")
+        self.sisdr_ramp = (lo, hi) if hi > lo else None
         self.weights = weights
+
+    def _sisdr_weights(self, noisy: torch.Tensor, clean: torch.Tensor) -> torch.Tensor | None:
+        """The SI-SDR term's per-mixture weights (None: unweighted), from the undelayed clean."""
+        return None if self.sisdr_ramp is None else snr_ramp_weights(noisy, clean, *self.sisdr_ramp)
 
     def compute_loss(self, model, batch):
         noisy, clean = batch
         geom = _unwrap(model).config.geometry
+        w = self._sisdr_weights(noisy, clean)
         clean = target_of(model, clean)
         x, y = spectra(noisy, clean, geom)
         est = model(x)
-        loss, logs = enhancement_loss(est, y, clean, geom, **self.weights)
+        loss, logs = enhancement_loss(est, y, clean, geom, **self.weights, sisdr_weights=w)
         logs["estimate"] = est.detach()  # validation scores it without a second forward pass
         return loss, logs
 
@@ -281,20 +322,21 @@ class SSLHook(BaselineHook):
         noisy, clean = batch
         m = _unwrap(model)
         geom = m.config.geometry
+        w = self._sisdr_weights(noisy, clean)
         ref = target_of(m, clean)  # what the output is compared with (delayed for a look-ahead)
         x, y = spectra(noisy, ref, geom)
         logs: dict = {}
         if self.name == "fusion":
             ssl, logs["teacher_ms"] = self._embed(noisy)
             est = model(x, ssl=ssl[:, : x.shape[2]])
-            loss, enh_logs = enhancement_loss(est, y, ref, geom, **self.weights)
+            loss, enh_logs = enhancement_loss(est, y, ref, geom, **self.weights, sisdr_weights=w)
             logs.update(enh_logs)
         else:
             est, bottleneck = model(x, return_bottleneck=True)
             target, logs["teacher_ms"] = self._embed(clean)
             pred = m.predict_ssl(bottleneck)  # [B, T, D]
             l_ssl = torch.mean(torch.abs(pred - target[:, : pred.shape[1]]))
-            loss, enh_logs = enhancement_loss(est, y, ref, geom, **self.weights)
+            loss, enh_logs = enhancement_loss(est, y, ref, geom, **self.weights, sisdr_weights=w)
             logs.update(enh_logs, l_ssl=l_ssl.item())
             if self.name == "pretrain":
                 stage1 = self.step < self.pretrain_steps
@@ -319,5 +361,7 @@ def make_hook(variant: str, **kwargs):
     if variant not in VARIANTS:
         raise ValueError(f"unknown training variant '{variant}' (known: {', '.join(VARIANTS)})")
     if variant == "baseline":
-        return BaselineHook(**{k: v for k, v in kwargs.items() if k in LOSS_WEIGHTS})
+        return BaselineHook(
+            **{k: v for k, v in kwargs.items() if k in LOSS_WEIGHTS or k in SISDR_RAMP}
+        )
     return SSLHook(variant, **kwargs)

@@ -168,6 +168,12 @@ def _data_lines(meta: dict, cfg: dict) -> list[str]:
         f"Loss: MSE on compressed complex spectra + compressed magnitudes, w_under = "
         f"{cfg.get('w_under', 0.0)} (extra weight on speech the estimate removes), w_sisdr = "
         f"{cfg.get('w_sisdr', 0.0)}"
+        + (
+            f" (weighted by the input SNR: 0 at {cfg['sisdr_snr_lo']} dB, 1 from "
+            f"{cfg['sisdr_snr_hi']} dB)"
+            if cfg.get("sisdr_snr_hi", 0.0) > cfg.get("sisdr_snr_lo", 0.0)
+            else ""
+        )
         + "".join(f", {k} = {cfg[k]} ({what})" for k, what in OPTIONAL_TERMS if cfg.get(k))
         + ".",
     ]

@@ -28,7 +28,7 @@ from dsp.errors import UserError
 from models.checkpoint import save_checkpoint
 from models.registry import build_model
 from training.data import DataConfig, TrainMixtures, load_or_make_mixtures, render_mixture
-from training.losses import LOSS_WEIGHTS, make_hook, target_of
+from training.losses import LOSS_WEIGHTS, SISDR_RAMP, make_hook, target_of
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,10 @@ class TrainConfig:
     w_under: float = 0.0  # extra weight on speech the estimate removes (losses.py)
     w_mrstft: float = 0.0  # multi-resolution STFT loss on the waveform (losses.py)
     w_pesq: float = 0.0  # PESQ-modelled loudness-disturbance loss on the waveform (losses.py)
+    # the SI-SDR term weighted by each mixture's input SNR: 0 at sisdr_snr_lo dB, 1 at
+    # sisdr_snr_hi and above (losses.py snr_ramp_weights); both 0: unweighted
+    sisdr_snr_lo: float = 0.0
+    sisdr_snr_hi: float = 0.0
     # SSL variants (kd, pretrain, fusion; training/losses.py SSLHook)
     teacher: str = ""  # folder, shipped name or hub id ("" = the shipped teacher)
     teacher_layer: int = -1  # -1 = the last transformer layer
@@ -241,7 +245,7 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.model_config).to(device)
-    hook_args = {k: getattr(cfg, k) for k in LOSS_WEIGHTS}
+    hook_args = {k: getattr(cfg, k) for k in LOSS_WEIGHTS + SISDR_RAMP}
     if cfg.variant != "baseline":
         hook_args.update(
             teacher=cfg.teacher,

@@ -416,3 +416,56 @@ def test_a_card_states_the_latency_a_lookahead_costs():
     ahead = _title("b", GCRN(GCRNConfig(df_taps=2, lookahead=1)), {"variant": "baseline"})[2]
     assert "20 ms hop, 25 ms algorithmic latency" in plain
     assert "20 ms hop, 1 frame of look-ahead, 45 ms algorithmic latency" in ahead
+
+
+def test_snr_ramp_weighs_the_si_sdr_term_by_input_snr():
+    from dsp.stft import DEFAULT_GEOMETRY
+    from models.gcrn import GCRN, GCRNConfig
+    from training.losses import enhancement_loss, snr_ramp_weights, spectra
+
+    rng = np.random.default_rng(3)
+    clean = torch.tensor(rng.standard_normal((3, 8000)), dtype=torch.float32)
+    noise = torch.tensor(rng.standard_normal((3, 8000)), dtype=torch.float32)
+    gains = torch.tensor([10 ** (5 / 20), 1.0, 10 ** (-5 / 20)])[:, None]  # -5, 0, +5 dB in
+    noisy = clean + noise * torch.sqrt((clean**2).sum(-1) / (noise**2).sum(-1))[:, None] * gains
+    w = snr_ramp_weights(noisy, clean, -5.0, 5.0)
+    assert w.tolist() == pytest.approx([0.0, 0.5, 1.0], abs=1e-4)
+    assert snr_ramp_weights(noisy, clean, 0.0, 2.0).tolist() == pytest.approx([0, 0, 1], abs=1e-4)
+    with pytest.raises(ValueError, match="lo < hi"):
+        snr_ramp_weights(noisy, clean, 5.0, 5.0)
+
+    # in the loss: weights of one are the plain term, zeros remove it; the log is the plain mean
+    est, ref = spectra(noisy, clean, DEFAULT_GEOMETRY)
+    args = (est, ref, clean, DEFAULT_GEOMETRY)
+    plain, logs = enhancement_loss(*args, w_sisdr=0.01)
+    ones, logs1 = enhancement_loss(*args, w_sisdr=0.01, sisdr_weights=torch.ones(3))
+    off, _ = enhancement_loss(*args, w_sisdr=0.0)
+    zeros, logs0 = enhancement_loss(*args, w_sisdr=0.01, sisdr_weights=torch.zeros(3))
+    assert ones.item() == pytest.approx(plain.item(), rel=1e-6)
+    assert zeros.item() == pytest.approx(off.item(), rel=1e-6) and plain.item() != off.item()
+    assert logs1["si_sdr"] == logs0["si_sdr"] == logs["si_sdr"]
+    ramped, _ = enhancement_loss(*args, w_sisdr=0.01, sisdr_weights=w)
+    assert ramped.item() not in (pytest.approx(plain.item()), pytest.approx(off.item()))
+
+    # in the hook: a batch below the ramp trains as if the term were off; a bad ramp is an error
+    torch.manual_seed(0)
+    model = GCRN(GCRNConfig()).eval()
+    batch = (clean[:1] + 3.0 * noise[:1], clean[:1])  # about -10 dB
+    on, _ = BaselineHook(w_sisdr=0.01, sisdr_snr_lo=-5.0, sisdr_snr_hi=5.0).compute_loss(
+        model, batch
+    )
+    no, _ = BaselineHook(w_sisdr=0.0).compute_loss(model, batch)
+    assert on.item() == pytest.approx(no.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="must be below"):
+        BaselineHook(w_sisdr=0.01, sisdr_snr_lo=5.0, sisdr_snr_hi=-5.0)
+
+
+def test_train_config_takes_the_si_sdr_ramp(tmp_path):
+    text = (
+        'name = "r"\nvariant = "baseline"\nmodel = "gcrn"\nw_sisdr = 0.002\n'
+        "sisdr_snr_lo = -5.0\nsisdr_snr_hi = 5.0\n"
+    )
+    (tmp_path / "r.toml").write_text(text)
+    cfg = TrainConfig.from_toml(str(tmp_path / "r.toml"))
+    assert (cfg.sisdr_snr_lo, cfg.sisdr_snr_hi) == (-5.0, 5.0)
+    assert TrainConfig().sisdr_snr_lo == TrainConfig().sisdr_snr_hi == 0.0
