@@ -25,7 +25,7 @@ def _register(name: str, module: str, help_text: str) -> None:
 
 _register("app", "app.cmd_app", "the Qt desktop app: live spectrograms and A/B switching")
 _register("stream", "app.cmd_stream", "headless real-time engine: file/mic in, file/speaker out")
-_register("enhance", "training.cmd_enhance", "enhance audio files or folders offline")
+_register("enhance", "app.cmd_enhance", "enhance audio files or folders offline")
 _register("corpus", "training.cmd_corpus", "build, summarise or slice the bundled training corpus")
 _register("train", "training.cmd_train", "train a model from a TOML config")
 _register("eval", "training.cmd_eval", "score processors on the test mixtures (PESQ/STOI/SI-SDR)")

@@ -199,11 +199,8 @@ def _fusion_teacher(name: str, meta: dict):
         raise UserError(f"{name}: a fusion checkpoint without a teacher record cannot run")
     spec = rec.get("source") if rec.get("source") and Path(rec["source"]).is_dir() else None
     teacher = Teacher(spec or rec.get("teacher"), layer=rec.get("layer"))
-    if teacher.digest[:16] != rec["digest"][:16]:
-        raise UserError(
-            f"{name}: trained with teacher '{rec.get('teacher')}' (digest {rec['digest'][:16]}),"
-            f" but the teacher found there has digest {teacher.digest[:16]}: a different model"
-        )
+    if not teacher.matches(rec["digest"]):
+        raise UserError(f"{name}: trained with another teacher: {teacher.mismatch(rec)}")
     if not teacher.causal:
         raise UserError(
             f"{name}: its teacher '{teacher.name}' is not causal, so it cannot stream; train"

@@ -81,7 +81,9 @@ class Teacher:
         if not 0 <= self.layer <= self.n_layers:
             raise UserError(f"teacher has layers 0..{self.n_layers}; layer {layer} does not exist")
         self._check_framing()
-        self.digest = _digest(self.model)
+        self.weights_digest = weights_digest(self.model)
+        self.digest = _digest(self.model, self.weights_digest)
+        self._legacy: set[str] | None = None
         self.name = Path(self.source).name if Path(self.source).is_dir() else self.source
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self._stats: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -211,11 +213,49 @@ class Teacher:
         self._stats = (mean.float(), std.float())
         return {"frames": count, "path": str(path)}
 
+    def matches(self, recorded: str) -> bool:
+        """Whether a recorded digest (any length from 16 hex digits, either form) is this
+        teacher's."""
+        recorded = str(recorded or "")[:40]
+        if len(recorded) < 16:
+            return False
+        if self.digest.startswith(recorded):
+            return True
+        if self._legacy is None:
+            self._legacy = legacy_digests(self.model, self.source)
+        return any(d.startswith(recorded) for d in self._legacy)
+
+    def mismatch(self, record: dict) -> str:
+        """Why a record (``describe()`` of the teacher a model was trained with) does not match
+        this teacher, in words: the weights differ, or only the computing config does."""
+        want = str(record.get("digest", ""))[:16]
+        found = f"found '{self.name}' at {self.source} (digest {self.digest[:16]})"
+        if record.get("weights_digest"):
+            if self.weights_digest.startswith(str(record["weights_digest"])[:16]):
+                return (
+                    f"expected teacher '{record.get('teacher')}' (digest {want}); {found}: the"
+                    " same weights with another config that changes what it computes"
+                    f" (expected {record.get('config')}, found {compute_config(self.model)})"
+                )
+            return (
+                f"expected teacher '{record.get('teacher')}' (digest {want}, weights"
+                f" {str(record['weights_digest'])[:16]}); {found}, weights"
+                f" {self.weights_digest[:16]}: different weights, a different model"
+            )
+        return (
+            f"expected teacher '{record.get('teacher')}' (digest {want}, recorded in the first"
+            f" form, which cannot tell weights from config); {found}, weights"
+            f" {self.weights_digest[:16]}: not the same weights under the transformers versions"
+            " tried (the installed one and the one that saved it)"
+        )
+
     def describe(self) -> dict:
         return {
             "teacher": self.name,
             "source": self.source,
             "digest": self.digest[:16],
+            "weights_digest": self.weights_digest[:16],
+            "config": compute_config(self.model),
             "layer": self.layer,
             "layers": self.n_layers,
             "dim": self.dim,
@@ -254,9 +294,80 @@ def _load(source: str):
     return model, do_normalize
 
 
-def _digest(model) -> str:
-    h = hashlib.sha1(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
+# The config fields that change what a Wav2Vec2 computes from its weights (the weights' shapes
+# carry the rest). Bookkeeping - the library's version, dtype, architectures, training-only
+# dropout and masking settings, fields a later release adds - stays out of a teacher's identity.
+COMPUTE_FIELDS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "layer_norm_eps",
+    "feat_extract_norm",
+    "feat_extract_activation",
+    "conv_dim",
+    "conv_kernel",
+    "conv_stride",
+    "conv_bias",
+    "num_conv_pos_embeddings",
+    "num_conv_pos_embedding_groups",
+    "do_stable_layer_norm",
+    "causal_context",  # the streaming teacher's (models/causal_teacher.py)
+    "input_gain",
+)
+
+
+def weights_digest(model) -> str:
+    """sha1 of the state dict alone (names and float32 values, sorted by name)."""
+    h = hashlib.sha1()
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().cpu().float().numpy().tobytes())
     return h.hexdigest()
+
+
+def compute_config(model) -> dict:
+    """The part of a teacher's config that changes what it computes (:data:`COMPUTE_FIELDS`
+    and every ``hushlab_*`` field)."""
+    cfg = model.config.to_dict()
+    return {
+        k: cfg[k]
+        for k in sorted(cfg)
+        if (k in COMPUTE_FIELDS or k.startswith("hushlab_")) and cfg[k] is not None
+    }
+
+
+def _digest(model, weights: str | None = None) -> str:
+    """A teacher's identity: its weights and the config fields that change what it computes,
+    never the library's version or other bookkeeping (so a new ``transformers`` release keeps
+    the digest)."""
+    h = hashlib.sha1(json.dumps(compute_config(model), sort_keys=True, default=str).encode())
+    h.update((weights or weights_digest(model)).encode())
+    return h.hexdigest()
+
+
+def legacy_digests(model, source: str | os.PathLike) -> set[str]:
+    """The digests of the first form (the whole ``config.to_dict()``, which carries
+    ``transformers_version``, then the weights), as records written before the identity above
+    hold them: computed with the version that saved the teacher and with the installed one."""
+    cfg = model.config.to_dict()
+    versions = {cfg.get("transformers_version")}
+    saved = Path(source) / "config.json"
+    if saved.exists():
+        try:
+            versions.add(json.loads(saved.read_text()).get("transformers_version"))
+        except ValueError:
+            pass
+    state = sorted(model.state_dict().items())
+    out = set()
+    for version in versions - {None}:
+        h = hashlib.sha1(
+            json.dumps({**cfg, "transformers_version": version}, sort_keys=True, default=str)
+            .encode()
+        )
+        for k, v in state:
+            h.update(k.encode())
+            h.update(v.detach().cpu().float().numpy().tobytes())
+        out.add(h.hexdigest())
+    return out

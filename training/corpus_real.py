@@ -41,6 +41,7 @@ SPEECH_SPLIT = {"real-voices": "real-valid"}
 RESERVED_PREFIXES = (
     "asterisk-core-sounds-it",
     "asterisk-core-sounds-ru",
+    "asterisk-prompt-it",
     "lincity-ng-data",
     "asterisk-moh-opsound-",
     "flite",

@@ -141,7 +141,7 @@ def main(argv=None) -> int:
         from safetensors import safe_open
 
         with safe_open(str(stats), "pt") as f:
-            if f.metadata().get("digest") != teacher.digest:
+            if not teacher.matches(f.metadata().get("digest", "")):
                 stats.unlink()
     if not stats.exists():
         corpus_stats(teacher, corpus)

@@ -62,9 +62,13 @@ def test_fusion_streaming_equals_offline_forward(fusion, backend, tmp_path, monk
 
 def test_a_different_teacher_is_refused(fusion, tmp_path):
     root, ck, model, teacher = fusion
-    record = json.dumps({**teacher.describe(), "digest": "0" * 16})
+    record = json.dumps({**teacher.describe(), "digest": "0" * 16, "weights_digest": "1" * 16})
     bad = save_checkpoint(tmp_path / "bad.safetensors", model, teacher=record)
-    with pytest.raises(UserError, match="different model"):
+    with pytest.raises(UserError, match="different weights, a different model"):
+        load_processor(str(bad))
+    record = json.dumps({**teacher.describe(), "digest": "0" * 16})  # same weights
+    bad = save_checkpoint(tmp_path / "cfg.safetensors", model, teacher=record)
+    with pytest.raises(UserError, match="same weights with another config"):
         load_processor(str(bad))
     none = save_checkpoint(tmp_path / "none.safetensors", model)
     with pytest.raises(UserError, match="without a teacher record"):

@@ -128,3 +128,64 @@ def test_a_teacher_with_another_frame_rate_is_refused(tmp_path):
     Wav2Vec2Model(Wav2Vec2Config(**cfg)).save_pretrained(tmp_path)
     with pytest.raises(UserError, match="only 20 ms"):
         Teacher(tmp_path)
+
+
+def _resaved(src, dst, **changes):
+    """A copy of a teacher folder with fields of its config.json changed."""
+    import json
+    import shutil
+
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    (dst / "config.json").write_text(json.dumps({**cfg, **changes}))
+    return dst
+
+
+def test_identity_ignores_the_library_version_and_bookkeeping(teacher_dir, tmp_path):
+    """A new ``transformers`` release (another version string, new bookkeeping fields) keeps a
+    teacher's digest: it is its weights and the config fields that change what it computes."""
+    a = Teacher(teacher_dir, cache_dir=tmp_path)
+    b = Teacher(
+        _resaved(teacher_dir, tmp_path / "b", transformers_version="99.0.0", some_new_field=3),
+        cache_dir=tmp_path,
+    )
+    assert a.digest == b.digest and a.weights_digest == b.weights_digest
+    # a field that changes the computation changes the digest, not the weights digest
+    c = Teacher(_resaved(teacher_dir, tmp_path / "c", hidden_act="relu"), cache_dir=tmp_path)
+    assert c.digest != a.digest and c.weights_digest == a.weights_digest
+    assert "the same weights with another config" in c.mismatch(a.describe())
+
+
+def test_records_of_the_first_form_are_still_recognised(teacher_dir, tmp_path):
+    """Checkpoints written before the identity above record sha1(config.to_dict(), weights),
+    with the version that was installed: still the same teacher, whatever is installed now."""
+    import hashlib
+    import json
+
+    import models.teacher as mt
+
+    d = _resaved(teacher_dir, tmp_path / "old", transformers_version="5.24.0")
+    t = Teacher(d, cache_dir=tmp_path)
+    cfg = {**t.model.config.to_dict(), "transformers_version": "5.24.0"}
+    h = hashlib.sha1(json.dumps(cfg, sort_keys=True, default=str).encode())
+    for k, v in sorted(t.model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().numpy().tobytes())
+    old = h.hexdigest()
+    assert old[:16] != t.digest[:16]
+    assert t.matches(old[:16]) and t.matches(t.digest[:16]) and not t.matches("0" * 16)
+    assert old in mt.legacy_digests(t.model, d)
+
+
+def test_a_teacher_with_other_weights_is_named_as_such(teacher_dir, tmp_path):
+    from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
+
+    torch.manual_seed(1)
+    other = tmp_path / "other"
+    Wav2Vec2ForPreTraining(Wav2Vec2Config(**TINY)).save_pretrained(other)
+    a, b = Teacher(teacher_dir, cache_dir=tmp_path), Teacher(other, cache_dir=tmp_path)
+    assert not b.matches(a.digest)
+    msg = b.mismatch(a.describe())
+    assert "different weights" in msg and a.digest[:16] in msg and b.digest[:16] in msg
+    old_form = {"teacher": "teacher", "digest": "0123456789abcdef"}  # no weights digest
+    assert "first form" in b.mismatch(old_form)
