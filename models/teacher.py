@@ -363,8 +363,9 @@ def legacy_digests(model, source: str | os.PathLike) -> set[str]:
     out = set()
     for version in versions - {None}:
         h = hashlib.sha1(
-            json.dumps({**cfg, "transformers_version": version}, sort_keys=True, default=str)
-            .encode()
+            json.dumps(
+                {**cfg, "transformers_version": version}, sort_keys=True, default=str
+            ).encode()
         )
         for k, v in state:
             h.update(k.encode())

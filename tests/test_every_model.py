@@ -57,8 +57,10 @@ def test_every_listed_processor_enhances_the_demo(name, demo_mixture, tmp_path):
     path, noisy, clean, rate = demo_mixture
     _load(name)
     out = tmp_path / "out.wav"
-    assert enhance(argparse.Namespace(input=str(path), output=str(out), model=name,
-                                      backend="auto")) == 0
+    assert (
+        enhance(argparse.Namespace(input=str(path), output=str(out), model=name, backend="auto"))
+        == 0
+    )
     y, sr = sf.read(out, dtype="float32")
     assert sr == rate and y.shape == noisy.shape and np.isfinite(y).all()
     skip = rate // 4  # the first frames fill each model's state
@@ -83,8 +85,8 @@ def test_every_listed_processor_enhances_the_demo(name, demo_mixture, tmp_path):
 def test_every_listed_teacher_embeds_the_demo(name, demo_mixture):
     import torch
 
-    from models.teacher import Teacher
     from dsp.resample import resample
+    from models.teacher import Teacher
 
     _, noisy, _, rate = demo_mixture
     x = resample(noisy, rate, 16000)
