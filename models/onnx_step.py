@@ -31,6 +31,20 @@ def weights_digest(model) -> str:
     return h.hexdigest()[:16]
 
 
+def toolchain_tag() -> str:
+    """Eight hex digits naming the exporter and runtime versions (torch, onnx, onnxruntime): a
+    cached graph is reused only by the versions that made it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for dist in ("torch", "onnx", "onnxruntime"):
+        try:
+            parts.append(f"{dist}={version(dist)}")
+        except PackageNotFoundError:
+            parts.append(f"{dist}=-")
+    return hashlib.sha1(";".join(parts).encode()).hexdigest()[:8]
+
+
 def onnx_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "hushlab" / "onnx"
@@ -80,7 +94,7 @@ def export_onnx(model, cache_dir=None) -> Path:
     from models.step_graph import LeanStep
 
     cache = Path(cache_dir) if cache_dir else onnx_cache_dir()
-    path = cache / f"gcrn-lean-{weights_digest(model)}.onnx"
+    path = cache / f"gcrn-lean-{weights_digest(model)}-{toolchain_tag()}.onnx"
     if path.exists():
         return path
     was_training = model.training

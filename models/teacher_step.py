@@ -84,9 +84,10 @@ class TeacherStep(nn.Module):
 
 def export_teacher_step(teacher, cache_dir: Path) -> Path:
     """The ONNX graph of ``teacher``'s step at its layer (cached by digest and layer)."""
-    from models.onnx_step import export_cached
+    from models.onnx_step import export_cached, toolchain_tag
 
-    path = Path(cache_dir) / f"teacher-step-{teacher.digest[:16]}-L{teacher.layer}.onnx"
+    tag = f"{teacher.digest[:16]}-L{teacher.layer}-{toolchain_tag()}"
+    path = Path(cache_dir) / f"teacher-step-{tag}.onnx"
     if path.exists():
         return path
     step = TeacherStep(teacher).eval()

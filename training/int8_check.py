@@ -48,6 +48,13 @@ def _shipped_by_digest(shipped: dict) -> dict[str, str]:
     return out
 
 
+def _versions() -> dict[str, str]:
+    """The exporter and runtime the check ran on (requirements.lock pins them)."""
+    from importlib.metadata import version
+
+    return {d: version(d) for d in ("torch", "onnx", "onnxruntime")}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fp32", required=True, help="eval report scored with --backend onnx")
@@ -86,6 +93,7 @@ def main(argv=None) -> int:
             limits={"pesq": MAX_PESQ, "si_sdr_db": MAX_SI_SDR_DB},
             weight_bits=i["meta"].get("int8_weight_bits"),  # 7 on x86 without VNNI
             reports=[a.fp32, a.int8],
+            versions=_versions(),
         )
         (shipped[target].parent / CHECK_FILE).write_text(json.dumps(res, indent=2) + "\n")
         verdict = "passes" if res["passed"] else "fails"
