@@ -92,7 +92,11 @@ WIDE_NOISE_DEBS = {
     "openttd-opensfx": ("train", "CC-BY-3.0 / CC-0 (per sound)"),
     "redeclipse-data": ("train", "CC-BY-SA and others (per file, see its copyright)"),
 }
-OPT_IN_SOURCES = tuple(d.split("-")[0] for d in (*WIDE_SPEECH_DEBS, *WIDE_NOISE_DEBS))
+# Corpus stages a training config hears only when it names them (``data.opt_in``): every source
+# added after the first shipped models, so that a config trains on the data it was written for
+OPT_IN_SOURCES = tuple(
+    d.split("-")[0] for d in (*MORE_NOISE_DEBS, *WIDE_SPEECH_DEBS, *WIDE_NOISE_DEBS)
+)
 # packages of which only the sound files (and the documentation) are unpacked
 UNPACK_ONLY = {"redeclipse-data": ("*.ogg", "*.wav", "./usr/share/doc/*")}
 OPENSFX_CATALOGUE = "usr/share/games/openttd/baseset/opensfx/opensfx.cat"

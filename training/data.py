@@ -75,8 +75,8 @@ class DataConfig:
     # of mixtures whose speech is a real recording (corpus; shared evenly by the real sources);
     # 0: every speech file equally likely
     real_speech_share: float = 0.0
-    # corpus sources added after the shipped models were trained (``corpus_real.OPT_IN_SOURCES``:
-    # gcin, openttd, redeclipse) are left out unless named here, so older configs keep their data
+    # corpus stages heard only when named here (``corpus_real.OPT_IN_SOURCES``: megaglest,
+    # gcin, openttd, redeclipse), so a config keeps the data it was written for
     opt_in: tuple[str, ...] = ()
     valid_fraction: float = 0.05  # for folder sources without splits
     max_files: int = 0  # 0 = all (tests use a few)

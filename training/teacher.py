@@ -195,19 +195,16 @@ def masked_step(
     return out, n_mask, acc
 
 
-def gumbel_at(step: int, cfg: TeacherConfig, frac: float | None = None) -> float:
-    p = min(1.0, step / max(1, cfg.steps)) if frac is None else frac
+def gumbel_at(step: int, cfg: TeacherConfig) -> float:
+    p = min(1.0, step / max(1, cfg.steps))
     return max(cfg.gumbel_end, cfg.gumbel_start * (cfg.gumbel_end / cfg.gumbel_start) ** p)
 
 
-def lr_at(step: int, cfg: TeacherConfig, frac: float | None = None) -> float:
-    """Linear warm-up, then cosine decay to 2 %; ``frac`` (progress through a time box, when
-    larger) paces the decay instead of the step count."""
+def lr_at(step: int, cfg: TeacherConfig) -> float:
+    """Linear warm-up, then cosine decay to 2 % at ``cfg.steps`` (paced by steps alone)."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     p = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
-    if frac is not None:
-        p = max(p, min(1.0, frac))
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
@@ -343,10 +340,6 @@ def train_teacher(cfg: TeacherConfig) -> Path:
     def elapsed() -> float:
         return prior_s + time.time() - t0
 
-    def frac() -> float:
-        p = step / max(1, cfg.steps)
-        return max(p, elapsed() / (cfg.max_minutes * 60)) if cfg.max_minutes else p
-
     def save_last():
         tmp = last.with_name("last.pt.tmp")
         torch.save(
@@ -366,9 +359,8 @@ def train_teacher(cfg: TeacherConfig) -> Path:
     while step < cfg.steps and not stopping:
         rng = np.random.default_rng([cfg.seed, step])
         x = torch.from_numpy(_crops(train_pool, cfg.batch_size, cfg.seconds, rng)).to(device)
-        f = frac()
-        model.set_gumbel_temperature(gumbel_at(step, cfg, f))
-        lr = lr_at(step, cfg, f if cfg.max_minutes else None)
+        model.set_gumbel_temperature(gumbel_at(step, cfg))
+        lr = lr_at(step, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
         out_, n_mask, acc = masked_step(
@@ -398,7 +390,7 @@ def train_teacher(cfg: TeacherConfig) -> Path:
                 [
                     step,
                     f"{lr:.3g}",
-                    f"{gumbel_at(step, cfg, f):.3f}",
+                    f"{gumbel_at(step, cfg):.3f}",
                     f"{c:.4f}",
                     f"{dv:.4f}",
                     f"{acc:.4f}",
@@ -406,7 +398,7 @@ def train_teacher(cfg: TeacherConfig) -> Path:
                 ]
             )
             csv_f.flush()
-        if cfg.max_minutes and elapsed() > cfg.max_minutes * 60:
+        if cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60:  # pause; rerun resumes
             stopping = True
         if step % cfg.ckpt_every == 0 or stopping:
             save_last()

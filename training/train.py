@@ -33,16 +33,44 @@ from training.losses import LOSS_WEIGHTS, SISDR_RAMP, make_hook, target_of
 log = logging.getLogger(__name__)
 
 
-def load_toml(path: str | os.PathLike, overrides: list[str] | None = None) -> dict:
-    """A TOML config as a dict, with ``KEY=VALUE`` overrides applied (dotted keys for tables;
-    values parsed as TOML, else taken as strings)."""
-    path = Path(path)
+def _repo_relative(path: str | os.PathLike) -> str:
+    """``path`` relative to the repository (``training/configs/x.toml``) when it lies inside it."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path(__file__).resolve().parents[1]))
+    except ValueError:
+        return str(path)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A TOML file as a dict; ``extends = "other.toml"`` (beside it) is read first and this
+    file's keys laid over it, tables merged key by key - a variant recipe says only what it
+    changes."""
     if not path.exists():
         raise UserError(f"{path}: no such config")
+    if path.resolve() in seen:
+        raise UserError(f"{path}: 'extends' loops back to itself")
     try:
         d = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: invalid TOML: {exc}") from None
+    base = d.pop("extends", None)
+    if base is None:
+        return d
+    return _merge(_read_toml(path.parent / base, (*seen, path.resolve())), d)
+
+
+def load_toml(path: str | os.PathLike, overrides: list[str] | None = None) -> dict:
+    """A TOML config as a dict, with ``KEY=VALUE`` overrides applied (dotted keys for tables;
+    values parsed as TOML, else taken as strings)."""
+    d = _read_toml(Path(path))
     for ov in overrides or []:
         if "=" not in ov:
             raise UserError(f"override '{ov}' is not KEY=VALUE")
@@ -97,16 +125,24 @@ class TrainConfig:
     ckpt_every: int = 100
     log_every: int = 25
     progress: bool = True
-    max_minutes: float = 0.0  # stop cleanly after so many minutes of training (0 = no limit)
-    init: str = ""  # start from this checkpoint's weights (fine-tuning); ignored when resuming
-    time_schedule: bool = False  # pace warm-up/decay by max_minutes when that comes before steps
+    # stop cleanly (a checkpoint, then exit) after so many minutes of this invocation; the
+    # schedule stays paced by steps, so running the command again resumes the same run
+    max_minutes: float = 0.0
+    # start from a shipped model's weights (its name: 'baseline') or a checkpoint file
+    # (fine-tuning); "" = from scratch; ignored when resuming
+    init: str = ""
     # > 0: keep an exponential moving average of the weights (horizon about 1 / (1 - ema_decay)
     # steps); validation, best and latest then use the average, last.pt keeps both
     ema_decay: float = 0.0
+    # the recipe and overrides the run was made from (set by from_toml; a card's chain of
+    # commands is written from it)
+    recipe: dict = field(default_factory=dict)
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> TrainConfig:
-        return cls.from_dict(load_toml(path, overrides))
+        cfg = cls.from_dict(load_toml(path, overrides))
+        cfg.recipe = {"config": _repo_relative(path), "overrides": list(overrides or [])}
+        return cfg
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -125,15 +161,12 @@ class TrainConfig:
         return asdict(self)
 
 
-def lr_at(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr_ratio``. With ``time_schedule``, the decay
-    follows whichever is further along, steps or training time, so that a time-boxed run (on a
-    borrowed accelerator, say) still ends annealed."""
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio`` at ``cfg.steps``: paced by steps
+    alone, so a run trains the same on any machine and across resumes."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     p = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
-    if cfg.time_schedule and cfg.max_minutes:
-        p = max(p, min(1.0, elapsed_s / (cfg.max_minutes * 60)))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
@@ -374,7 +407,7 @@ def train(cfg: TrainConfig) -> Path:
                 break
             batch = [b.to(device) for b in batch]
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, cfg, elapsed())
+                g["lr"] = lr_at(step, cfg)
             hook.step = step
             loss, logs = hook.compute_loss(train_model, batch)
             opt.zero_grad(set_to_none=True)
@@ -387,7 +420,7 @@ def train(cfg: TrainConfig) -> Path:
                 ema_update(ema, model, cfg.ema_decay, step)
             step += 1
             if cfg.max_minutes and step % cfg.log_every == 0:
-                late = elapsed() > cfg.max_minutes * 60
+                late = time.time() - run_t0 > cfg.max_minutes * 60
                 flag = torch.tensor([int(late)], device=device)
                 if distributed:
                     dist.all_reduce(flag)  # every process stops at the same step
@@ -410,7 +443,7 @@ def train(cfg: TrainConfig) -> Path:
                 writer.writerow(
                     [
                         step,
-                        f"{lr_at(step, cfg, elapsed()):.3g}",
+                        f"{lr_at(step, cfg):.3g}",
                         f"{loss.item():.5f}",
                         f"{logs['si_sdr']:.2f}",
                         f"{rate:.1f}",
@@ -424,7 +457,7 @@ def train(cfg: TrainConfig) -> Path:
                 save_last()
             if step % cfg.valid_every == 0 or step == cfg.steps or stopping:
                 res = validate(scored, cfg, valid[0], valid[1], hook)
-                res.update(step=step, lr=lr_at(step, cfg, elapsed()), wall_s=round(elapsed(), 1))
+                res.update(step=step, lr=lr_at(step, cfg), wall_s=round(elapsed(), 1))
                 with open(history, "a") as f:
                     f.write(json.dumps(res) + "\n")
                 if bar:
@@ -440,7 +473,12 @@ def train(cfg: TrainConfig) -> Path:
                 save_model(out / "latest.safetensors", res)
                 save_last()
             if stopping:
-                log.info("stopping at step %d: max_minutes=%g reached", step, cfg.max_minutes)
+                log.info(
+                    "pausing at step %d of %d: max_minutes=%g reached (run again to resume)",
+                    step,
+                    cfg.steps,
+                    cfg.max_minutes,
+                )
                 break
         epoch += 1
     if rank == 0:
