@@ -35,8 +35,10 @@ def save_checkpoint(
     data: dict | None = None,
     metrics: dict | None = None,
     extra: dict | None = None,
+    half: bool = False,
 ) -> Path:
-    """Write atomically (temp file + rename)."""
+    """Write atomically (temp file + rename); ``half`` stores floating-point tensors as float16
+    (half the file; loading widens them back to the model's float32)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -51,6 +53,8 @@ def save_checkpoint(
         "extra": json.dumps(extra or {}),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=meta)
     os.replace(tmp, path)
@@ -103,6 +107,23 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu"):
     model.load_state_dict(state, strict=True)
     model.eval()
     return model, meta
+
+
+def store_half(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """A copy of checkpoint ``src`` with its weights stored as float16, metadata unchanged."""
+    model, meta = load_checkpoint(src)
+    with safe_open(str(resolve_model_path(src)), framework="pt") as f:
+        raw = f.metadata()
+    return save_checkpoint(
+        dst,
+        model,
+        train_config=meta["train_config"],
+        teacher=raw.get("teacher") or None,
+        data=meta["data"],
+        metrics=meta["metrics"],
+        extra=meta["extra"],
+        half=True,
+    )
 
 
 def shipped_models() -> dict[str, Path]:

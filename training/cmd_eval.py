@@ -57,6 +57,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _command(args) -> str:
+    """The command line that makes this report again (a model card quotes it)."""
+    import shlex
+
+    parts = ["hushlab", "eval", *args.processors]
+    for flag, value, default in (
+        ("--peers", args.peers, False),
+        ("--corpus", args.corpus, None),
+        ("--clean-dir", args.clean_dir, None),
+        ("--noise-dir", args.noise_dir, None),
+        ("--split", args.split, None),
+        ("-n", args.mixtures, None),
+        ("--snrs", args.snrs, "-5,0,5"),
+        ("--limit", args.limit, None),
+        ("--dnsmos", args.dnsmos, False),
+        ("--backend", args.backend, "auto"),
+        ("--paired", args.paired, None),
+        ("--out", args.out, None),
+    ):
+        if value in (default, None, "", 0):
+            continue
+        if value is True:
+            parts.append(flag)
+        elif flag == "--snrs":  # "-5,0,5" would read as an option of its own
+            parts.append(f"--snrs={value}")
+        else:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
 def run(args) -> int:
     from dsp.errors import UserError
     from models.onnx_step import int8_reduce_range
@@ -102,6 +132,7 @@ def run(args) -> int:
         "digests": digests,
         "backends": backends,
     }
+    meta["command"] = _command(args)
     if "onnx-int8" in backends.values():
         meta["int8_weight_bits"] = 7 if int8_reduce_range() else 8
     rows, todo = reusable_rows(args.reuse, specs, mixes, meta, args.dnsmos)

@@ -1,10 +1,10 @@
 """Ship a trained model: copy a run's checkpoint into ``models/shipped/<name>/`` with a model card.
 
-    .venv/bin/python -m training.ship runs/baseline baseline [--eval runs/eval-baseline]
+    .venv/bin/python -m training.ship runs/baseline baseline [--eval runs/eval-real-test ...]
 
-The card records the command, the resolved training config, the data (corpus summary), steps and
-wall time from the run's history, the validation figures, and - when given - the test-set table
-written by ``hushlab eval``.
+The card is written from the run's own record (the recipe and overrides, seed, steps, data stages,
+history) and from the ``hushlab eval`` reports given: the chain of commands from a clone to the
+shipped file, and the headline scores.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from models.checkpoint import SHIPPED_DIR, load_checkpoint, shipped_models
+from models.checkpoint import SHIPPED_DIR, load_checkpoint
 from models.onnx_step import INT8_CHECK_FILE
 
 # optional loss terms a card names when a run used them (training/losses.py)
@@ -49,62 +49,129 @@ def write_card(
     checkpoint: Path,
     eval_dirs: list[Path] | None,
     note: str = "",
-    how: list[str] | None = None,
+    provenance: str = "",
     hardware: str = "a 2-core CPU",
 ) -> str:
+    """A short card (under about 60 lines), written from the run's own record: what the model is,
+    the chain of commands from a clone to the shipped file, the run (seed, steps, audio heard,
+    time, the checkpoint rule), the data, and the headline scores of each report; long tables
+    belong in docs/results.md."""
     model, meta = load_checkpoint(checkpoint)
     cfg = meta["train_config"]
     m = meta["metrics"]
-    soup = meta.get("extra", {}).get("soup")
-    if soup:
-        return _soup_card(meta, model, soup, name, run, checkpoint, eval_dirs, note, how, hardware)
     hist = _history(run)
     wall_h = _wall_hours(run, hist)
-    shipped = shipped_models()
-    lines = [
-        *_title(name, model, cfg),
-        "## How it was made",
-        "```",
-        *(
-            how
-            or [
-                "hushlab corpus build",
-                f"hushlab train --config training/configs/{cfg.get('name')}.toml",
-            ]
+    lines = [*_title(name, model, cfg), _teacher_line(meta, cfg), ""]
+    if provenance:  # out of a chain that no recipe remakes: say so, and how it is scored
+        lines += ["## Provenance", provenance, "", "Its scores are remade by:", "```"]
+        lines += [
+            f".venv/bin/{json.loads((Path(d) / 'summary.json').read_text())['meta']['command']}"
+            for d in eval_dirs or []
+            if (Path(d) / "summary.json").exists()
+        ]
+        lines += ["```"]
+    else:
+        lines += ["## Remake it from a clone", "```", *_chain(run, name, cfg, meta, eval_dirs)]
+        lines += ["```"]
+    steps = int(m.get("step") or cfg.get("steps") or 0)
+    audio_h = steps * cfg.get("batch_size", 0) * cfg.get("data", {}).get("seconds", 0)
+    scores = ", ".join(
+        f"{h['step']}: {h['score']:.3f}" for h in hist if "score" in h and not _nan(h["score"])
+    )
+    lines += [
+        "",
+        "## The last stage" if provenance else "## The run",
+        f"Seed {cfg.get('seed')}; {cfg.get('steps')} steps of {cfg.get('batch_size')} x "
+        f"{cfg.get('data', {}).get('seconds')} s (AdamW, lr {cfg.get('lr')}, "
+        f"{cfg.get('warmup_steps')} warm-up steps, cosine decay paced by steps); "
+        f"{audio_h / 3600:.2f} h of audio heard up to the shipped step; "
+        + (
+            f"{wall_h:.2f} h of training on {hardware}."
+            if not _nan(wall_h)
+            else f"trained on {hardware} (its run folder is gone: time not recorded)."
         ),
-        _ship_command(run, name, eval_dirs, note, how, hardware),
-        "```",
         "Shipped checkpoint: "
         + _which_checkpoint(m, hist, cfg.get("steps"), cfg.get("ema_decay"))
-        + f" (batch {cfg.get('batch_size')} x "
-        f"{cfg.get('data', {}).get('seconds')} s, AdamW lr {cfg.get('lr')} with warm-up and "
-        f"cosine decay), {wall_h:.2f} h of training time on {hardware}"
-        " (from the run's history).",
-        *(
-            [
-                f"Training started from the weights of `{cfg['init']}`"
-                + (" (the model shipped then)." if cfg["init"] in shipped else " (a file).")
-            ]
-            if cfg.get("init")
-            else []
-        ),
+        + f", on `{cfg.get('valid_split', 'valid')}` ({cfg.get('valid_mixtures')} pairs x -5/0/+5"
+        " dB).",
+        *([f"Validation score by step: {scores}."] if scores else []),
         *([note] if note else []),
-        _teacher_line(meta, cfg),
         "",
         *_data_lines(meta, cfg),
+        *_headline_scores(name, eval_dirs),
         "",
-        f"## Validation during training ({cfg.get('valid_split', 'valid')} split: "
-        f"{cfg.get('valid_mixtures')} pairs x (-5, 0, +5) dB; PESQ on the first "
-        f"{cfg.get('valid_pesq')})",
-        "| step | loss | SI-SDR (dB) | input SI-SDR (dB) | PESQ-WB |",
-        "|---|---|---|---|---|",
+        "The full tables: [docs/results.md](../../../docs/results.md).",
     ]
-    for h in hist:
-        lines.append(
-            f"| {h['step']} | {h['valid_loss']:.4f} | {h['valid_si_sdr']:.2f} | "
-            f"{h['valid_si_sdr_in']:.2f} | {h['valid_pesq']:.3f} |"
-        )
-    return "\n".join(lines + _eval_sections(eval_dirs)) + "\n"
+    return "\n".join(lines) + "\n"
+
+
+def _nan(x) -> bool:
+    return x != x
+
+
+def _chain(run: Path, name: str, cfg: dict, meta: dict, eval_dirs) -> list[str]:
+    """The commands from ``git clone`` to the shipped file."""
+    recipe = cfg.get("recipe") or {}
+    config = recipe.get("config") or f"training/configs/{cfg.get('name')}.toml"
+    overrides = " ".join(recipe.get("overrides") or [])
+    stages = ", ".join(cfg.get("data", {}).get("opt_in") or []) or "none"
+    out = [
+        "git clone <this repository> hushlab && cd hushlab && make setup",
+        f".venv/bin/hushlab corpus build            # opt-in stages heard: {stages}",
+    ]
+    if meta.get("teacher"):
+        t = json.loads(meta["teacher"])
+        out.append(f"# teacher: the shipped `{t.get('teacher')}` (its card has its own chain)")
+    if cfg.get("init"):
+        out.append(f"# starts from the shipped `{cfg['init']}` (its card has its own chain)")
+    out.append(
+        f".venv/bin/hushlab train --config {config}" + (f" {overrides}" if overrides else "")
+    )
+    evals = "".join(f" --eval {d}" for d in eval_dirs or [])
+    for d in eval_dirs or []:
+        summary = Path(d) / "summary.json"
+        if summary.exists():
+            ev = json.loads(summary.read_text())["meta"]
+            if ev.get("command"):
+                out.append(f".venv/bin/{ev['command']}")
+            else:  # reports made before they recorded their command
+                procs = " ".join(ev["processors"])
+                out.append(
+                    f".venv/bin/hushlab eval {procs} --split {ev['split']} -n {ev['pairs']}"
+                    f" --out {d}"
+                )
+    out.append(f".venv/bin/python -m training.ship {run} {name}{evals}")
+    return out
+
+
+def _headline_scores(name: str, eval_dirs: list[Path] | None) -> list[str]:
+    """This model's means (and, where a report has them, its paired differences) per split."""
+    lines = []
+    for d in eval_dirs or []:
+        f = Path(d) / "summary.json"
+        if not f.exists():
+            continue
+        rep = json.loads(f.read_text())
+        ev = rep["meta"]
+        key = next((p for p in rep["summary"] if p == name or Path(p).parent.name == name), None)
+        key = key or next((p for p in rep["summary"] if p not in ("noisy", "bypass")), None)
+        if key is None:
+            continue
+        if not lines:
+            lines += [
+                "",
+                "## Scores (`hushlab eval`; mean at each input SNR)",
+                "| split | pairs | SNR (dB) | PESQ-WB | STOI | SI-SDR (dB) | noisy PESQ-WB |",
+                "|---|---|---|---|---|---|---|",
+            ]
+        for snr, v in rep["summary"][key].items():
+            noisy = rep["summary"].get("noisy", {}).get(snr, {}).get("pesq", {}).get("mean")
+            lines.append(
+                f"| {ev['split']} | {ev['pairs']} | {snr} | {v['pesq']['mean']:.3f} | "
+                f"{v['stoi']['mean']:.3f} | {v['si_sdr']['mean']:.2f} | "
+                + (f"{noisy:.3f} |" if noisy is not None else "- |")
+            )
+    return lines
 
 
 def _title(name: str, model, cfg: dict) -> list[str]:
@@ -228,53 +295,6 @@ def _wall_hours(run: Path, hist: list[dict]) -> float:
     return (max(times) - min(times)) / 3600 if times else float("nan")
 
 
-def _ship_command(run, name, eval_dirs, note, how, hardware) -> str:
-    return (
-        f".venv/bin/python -m training.ship {run} {name}"
-        + "".join(f" --eval {d}" for d in eval_dirs or [])
-        + (" --note '...'" if note else "")
-        + (" --how '...'" if how else "")
-        + (f" --hardware '{hardware}'" if hardware != "a 2-core CPU" else "")
-    )
-
-
-def _soup_card(meta, model, soup, name, run, checkpoint, eval_dirs, note, how, hardware) -> str:
-    """The card of a model soup (training/soup.py): what was averaged, and each ingredient's run."""
-    equal = len({r["weight"] for r in soup}) == 1
-    rows, hours = [], 0.0
-    for r in soup:
-        src = Path(r["path"])
-        h = _wall_hours(src.parent, _history(src.parent))
-        hours += 0.0 if h != h else h
-        score = f"{r['score']:.3f}" if r.get("score") is not None else "-"
-        rows.append(
-            f"| `{r['path']}` | {r.get('name')} | {r.get('step')} | {score} | {r['weight']:.3f} |"
-        )
-    lines = [
-        *_title(name, model, meta["train_config"]),
-        "## How it was made",
-        "```",
-        *(how or [f".venv/bin/python -m training.soup {checkpoint.name} ..."]),
-        _ship_command(run, name, eval_dirs, note, how, hardware),
-        "```",
-        f"Shipped checkpoint: a model soup - the {'equal-weight' if equal else 'weighted'} mean of"
-        f" the weights (BatchNorm statistics included) of {len(soup)} checkpoints of one model"
-        " (training/soup.py); no training of its own. Its ingredients took "
-        f"{hours:.2f} h of training time on {hardware} together (from their runs' histories).",
-        *([note] if note else []),
-        _teacher_line(meta, meta["train_config"]),
-        "",
-        *_data_lines(meta, meta["train_config"]),
-        "(the first ingredient's; each ingredient's card or run records its own)",
-        "",
-        "## Ingredients (validation score PESQ + 0.1 x SI-SDR from each run's own validation)",
-        "| checkpoint | run | step | validation score | weight |",
-        "|---|---|---|---|---|",
-        *rows,
-    ]
-    return "\n".join(lines + _eval_sections(eval_dirs)) + "\n"
-
-
 def _teacher_line(meta: dict, cfg: dict) -> str:
     if not meta.get("teacher"):
         return "Teacher: none (the baseline uses no SSL embeddings)."
@@ -307,15 +327,38 @@ def main(argv=None) -> int:
         default=[],
         help="a hushlab eval report folder for the card (repeatable)",
     )
-    p.add_argument("--note", default="", help="a sentence for the card (how the run ended)")
+    p.add_argument("--note", default="", help="a sentence for the card (how it was chosen)")
     p.add_argument(
-        "--how", action="append", default=None, help="a command that made it (repeatable)"
+        "--provenance",
+        default="",
+        help="where a model came out of a chain the recipes cannot remake, say so here",
     )
     p.add_argument("--hardware", default="a 2-core CPU", help="where it trained")
+    p.add_argument("--dest", default=None, help="shipped-models folder (default: the package's)")
+    p.add_argument(
+        "--restate",
+        action="store_true",
+        help="rewrite the card of the model already shipped as NAME (RUN may be gone) from its"
+        " checkpoint's record, --provenance and --eval",
+    )
     a = p.parse_args(argv)
     run = Path(a.run)
+    if a.restate:
+        dst = Path(a.dest or SHIPPED_DIR) / a.name
+        card = write_card(
+            run,
+            a.name,
+            dst / "model.safetensors",
+            [Path(e) for e in a.eval],
+            a.note,
+            a.provenance,
+            a.hardware,
+        )
+        (dst / "card.md").write_text(card)
+        print(card)
+        return 0
     src = run / a.checkpoint
-    dst = SHIPPED_DIR / a.name
+    dst = Path(a.dest or SHIPPED_DIR) / a.name
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst / "model.safetensors")
     (dst / INT8_CHECK_FILE).unlink(missing_ok=True)  # it was for the weights just replaced
@@ -325,7 +368,7 @@ def main(argv=None) -> int:
         dst / "model.safetensors",
         [Path(e) for e in a.eval],
         a.note,
-        a.how,
+        a.provenance,
         a.hardware,
     )
     (dst / "card.md").write_text(card)
