@@ -198,7 +198,13 @@ def _fusion_teacher(name: str, meta: dict):
     if not rec.get("digest"):
         raise UserError(f"{name}: a fusion checkpoint without a teacher record cannot run")
     spec = rec.get("source") if rec.get("source") and Path(rec["source"]).is_dir() else None
-    teacher = Teacher(spec or rec.get("teacher"), layer=rec.get("layer"))
+    try:
+        teacher = Teacher(spec or rec.get("teacher"), layer=rec.get("layer"))
+    except UserError as exc:
+        raise UserError(
+            f"{name}: needs its teacher '{rec.get('teacher')}' (digest {rec['digest'][:16]}),"
+            f" which cannot be loaded here: {exc}"
+        ) from None
     if not teacher.matches(rec["digest"]):
         raise UserError(f"{name}: trained with another teacher: {teacher.mismatch(rec)}")
     if not teacher.causal:

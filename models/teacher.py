@@ -271,6 +271,8 @@ def _load(source: str):
 
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # a pre-training save lists its unused quantizer keys
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a bar per load would flood enhance, eval and the app
     try:
         from transformers import Wav2Vec2Config
 
@@ -287,6 +289,8 @@ def _load(source: str):
         ) from None
     finally:
         hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
     do_normalize = not causal  # per-clip statistics would look ahead
     pre = Path(source) / "preprocessor_config.json"
     if pre.exists() and not causal:

@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from models.checkpoint import SHIPPED_DIR, load_checkpoint
+from models.checkpoint import SHIPPED_DIR, load_checkpoint, store_half
 from models.onnx_step import INT8_CHECK_FILE
 
 # optional loss terms a card names when a run used them (training/losses.py)
@@ -334,6 +334,7 @@ def main(argv=None) -> int:
         help="where a model came out of a chain the recipes cannot remake, say so here",
     )
     p.add_argument("--hardware", default="a 2-core CPU", help="where it trained")
+    p.add_argument("--fp32", action="store_true", help="store float32 weights (default float16)")
     p.add_argument("--dest", default=None, help="shipped-models folder (default: the package's)")
     p.add_argument(
         "--restate",
@@ -360,7 +361,10 @@ def main(argv=None) -> int:
     src = run / a.checkpoint
     dst = Path(a.dest or SHIPPED_DIR) / a.name
     dst.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst / "model.safetensors")
+    if a.fp32:
+        shutil.copyfile(src, dst / "model.safetensors")
+    else:  # float16 storage changes no score, fp32 or int8 (scripts/half_precision_check.sh)
+        store_half(src, dst / "model.safetensors")
     (dst / INT8_CHECK_FILE).unlink(missing_ok=True)  # it was for the weights just replaced
     card = write_card(
         run,

@@ -70,6 +70,10 @@ def test_a_different_teacher_is_refused(fusion, tmp_path):
     bad = save_checkpoint(tmp_path / "cfg.safetensors", model, teacher=record)
     with pytest.raises(UserError, match="same weights with another config"):
         load_processor(str(bad))
+    record = json.dumps({**teacher.describe(), "teacher": "no-such-teacher", "source": ""})
+    gone = save_checkpoint(tmp_path / "gone.safetensors", model, teacher=record)
+    with pytest.raises(UserError, match="needs its teacher 'no-such-teacher'"):
+        load_processor(str(gone))
     none = save_checkpoint(tmp_path / "none.safetensors", model)
     with pytest.raises(UserError, match="without a teacher record"):
         load_processor(str(none))

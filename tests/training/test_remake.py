@@ -12,6 +12,21 @@ import pytest
 from app.cli import main as hushlab
 
 
+def _stored_half_and_equal(src, shipped):
+    """The shipped file stores float16 weights that load as the run's, to float16 precision."""
+    import torch
+    from safetensors import safe_open
+
+    from models.checkpoint import load_checkpoint
+
+    with safe_open(str(shipped), framework="pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} >= {torch.float16}
+    a, _ = load_checkpoint(src)
+    b, _ = load_checkpoint(shipped)
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert y.dtype == x.dtype and torch.allclose(x.float(), y.float(), rtol=1e-3, atol=1e-4), k
+
+
 def _chain(corpus, root, k):
     from training.ship import main as ship
     from training.train import TrainConfig, train
@@ -28,6 +43,7 @@ def _chain(corpus, root, k):
     summary = json.loads((report / "summary.json").read_text())["summary"][str(model)]
     dest = root / f"shipped{k}"
     assert ship([str(run), "tiny", "--dest", str(dest), "--eval", str(report)]) == 0
+    _stored_half_and_equal(run / "best.safetensors", dest / "tiny" / "model.safetensors")
     return summary, (dest / "tiny" / "card.md").read_text()
 
 
