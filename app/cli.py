@@ -29,6 +29,11 @@ _register("enhance", "app.cmd_enhance", "enhance audio files or folders offline"
 _register("corpus", "training.cmd_corpus", "build, summarise or slice the bundled training corpus")
 _register("train", "training.cmd_train", "train a model from a TOML config")
 _register("eval", "training.cmd_eval", "score processors on the test mixtures (PESQ/STOI/SI-SDR)")
+_register(
+    "compare",
+    "training.compare",
+    "paired differences from eval reports: pooled, per report, by noise",
+)
 _register("analyze", "training.cmd_analyze", "Wav2Vec2 embedding analysis (noisy vs clean)")
 _register("train-teacher", "training.cmd_teacher", "pre-train a compact Wav2Vec2 teacher")
 _register("bench", "app.cmd_bench", "per-hop cost, real-time factor and latency vs peers")
