@@ -5,6 +5,7 @@ digest of config and weights), its int8 variant, and a one-thread session."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import threading
@@ -70,22 +71,33 @@ def export_cached(module, args: tuple, path: Path, names_in, names_out) -> Path:
             return path
         fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.onnx", dir=path.parent)
         os.close(fd)
-        with torch.no_grad(), warnings.catch_warnings():
-            # the exporter's advice on LSTM batch sizes and traced shape checks: the steps are
-            # exported for batch 1 with their states as inputs, which is what the advice asks for
-            warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            torch.onnx.export(
-                module,
-                args,
-                tmp,
-                input_names=list(names_in),
-                output_names=list(names_out),
-                opset_version=17,
-                dynamo=False,
-            )
-        os.replace(tmp, path)
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                # the exporter's advice on LSTM batch sizes and traced shape checks: the steps
+                # are exported for batch 1 with their states as inputs, as the advice asks
+                warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")
+                warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+                torch.onnx.export(
+                    module,
+                    args,
+                    tmp,
+                    input_names=list(names_in),
+                    output_names=list(names_out),
+                    opset_version=17,
+                    dynamo=False,
+                )
+            os.replace(tmp, path)
+        finally:  # a failed export leaves nothing behind
+            Path(tmp).unlink(missing_ok=True)
     return path
+
+
+class _QuantiserQuiet(logging.Filter):
+    """Drops the records ONNX Runtime's quantiser logs on the root logger (its advice), and
+    nothing else: the process's own logging goes on at its own level meanwhile."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"onnxruntime{os.sep}quantization" not in record.pathname
 
 
 def export_onnx(model, cache_dir=None) -> Path:
@@ -148,11 +160,8 @@ def export_onnx_int8(model, cache_dir=None) -> Path:
             return path
         fd, tmp_name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.onnx", dir=path.parent)
         os.close(fd)
-        import logging
-
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # the quantiser logs advice on the root logger
+        root, quiet = logging.getLogger(), _QuantiserQuiet()
+        root.addFilter(quiet)
         try:
             quantize_dynamic(
                 str(fp32),
@@ -162,9 +171,10 @@ def export_onnx_int8(model, cache_dir=None) -> Path:
                 weight_type=QuantType.QInt8,
                 reduce_range=reduce_range,
             )
+            os.replace(tmp_name, path)
         finally:
-            root.setLevel(level)
-        os.replace(tmp_name, path)
+            root.removeFilter(quiet)
+            Path(tmp_name).unlink(missing_ok=True)
     return path
 
 
