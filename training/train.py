@@ -31,6 +31,7 @@ from training.data import DataConfig, TrainMixtures, load_or_make_mixtures, rend
 from training.losses import LOSS_WEIGHTS, SISDR_RAMP, make_hook, target_of
 
 log = logging.getLogger(__name__)
+PESQ_FLOOR = 1.0  # PESQ-WB's lowest score (P.862.2 maps to 1.02-4.64): a mixture it cannot score
 
 
 def _repo_relative(path: str | os.PathLike) -> str:
@@ -224,19 +225,21 @@ def validate(model, cfg: TrainConfig, mixes: list[dict], root, hook) -> dict:
                 pesq.append(pesq_wb(ref[:n], y, 16000))
             except Exception as exc:  # e.g. no utterance detected in a silent estimate
                 pesq_errors.append(f"{m['id']}: {type(exc).__name__}: {exc}")
+                pesq.append(PESQ_FLOOR)  # what PESQ cannot score counts as its worst score
     model.train(was)
     out = {
         "valid_loss": float(np.mean(losses)),
         "valid_si_sdr": float(np.mean(sisdr)),
         "valid_si_sdr_in": float(np.mean(sisdr_in)),
-        # a mean over part of the set would rank checkpoints on different mixtures: all or none
-        "valid_pesq": float(np.mean(pesq)) if pesq and not pesq_errors else float("nan"),
+        # every PESQ mixture counts (a failure at the floor), so checkpoints rank on one set
+        "valid_pesq": float(np.mean(pesq)) if pesq else float("nan"),
         "valid_pesq_errors": len(pesq_errors),
     }
     if pesq_errors:
         log.warning(
-            "PESQ failed on %d validation mixtures (ranking by SI-SDR): %s",
+            "PESQ failed on %d validation mixtures (each counted at %.2f): %s",
             len(pesq_errors),
+            PESQ_FLOOR,
             pesq_errors[0],
         )
     # PESQ can be missing (package not installed where training runs): rank by SI-SDR then.

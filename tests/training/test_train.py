@@ -436,3 +436,35 @@ def test_train_config_takes_the_si_sdr_ramp(tmp_path):
     cfg = TrainConfig.from_toml(str(tmp_path / "r.toml"))
     assert (cfg.sisdr_snr_lo, cfg.sisdr_snr_hi) == (-5.0, 5.0)
     assert TrainConfig().sisdr_snr_lo == TrainConfig().sisdr_snr_hi == 0.0
+
+
+def test_a_pesq_failure_counts_at_the_floor_and_keeps_the_checkpoint_rankable(
+    dns_tree, tmp_path, monkeypatch
+):
+    import dsp.metrics
+    from models.registry import build_model
+    from training.data import load_or_make_mixtures
+    from training.losses import make_hook
+    from training.train import PESQ_FLOOR, validate
+
+    cfg = _tiny(dns_tree, tmp_path / "run", valid_mixtures=2, valid_pesq=2)
+    torch.manual_seed(0)
+    model = build_model("gcrn", cfg.model_config)
+    mixes, root = load_or_make_mixtures(cfg.data, "valid", cfg.valid_mixtures)
+    hook = make_hook("baseline")
+    ok = validate(model, cfg, mixes, root, hook)
+    real, calls = dsp.metrics.pesq_wb, []
+
+    def flaky(ref, deg, sr):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("No utterances detected")
+        return real(ref, deg, sr)
+
+    monkeypatch.setattr(dsp.metrics, "pesq_wb", flaky)
+    res = validate(model, cfg, mixes, root, hook)
+    n = len(calls)
+    assert res["valid_pesq_errors"] == 1 and np.isfinite(res["valid_pesq"])
+    assert n == 6 and res["valid_pesq"] >= PESQ_FLOOR
+    assert res["valid_pesq"] < ok["valid_pesq"] and res["score"] < ok["score"]
+    assert res["score"] > 0.5 * ok["score"]  # still ranked on PESQ, not on SI-SDR alone
