@@ -16,7 +16,12 @@ import sys
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default="", help="play this file as the microphone")
-    p.add_argument("--noise", default="", help="mix this noise file into the source")
+    p.add_argument(
+        "--noise",
+        default=None,
+        help="mix this noise file into the source ('' for none; a --source given without"
+        " --noise plays as it is)",
+    )
     p.add_argument("--snr", type=float, default=None, help="SNR of that mix (dB)")
     p.add_argument("--model-a", default="", help="processor A (default: last used, or baseline)")
     p.add_argument("--model-b", default="", help="processor B (default: last used, or bypass)")

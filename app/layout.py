@@ -319,11 +319,16 @@ class WindowLayout:
         s.setValue("geometry", self.saveGeometry())
 
     def _apply_args(self, a) -> None:
+        # the command line wins over persisted settings: a source given without --noise plays
+        # as it is (a noise file remembered from the demo would be mixed into it, and the live
+        # metrics would score a noisy file as the clean reference); --noise "" clears it
+        noise = getattr(a, "noise", None)
         if getattr(a, "source", ""):
             self.input_combo.setCurrentText(FILE_SOURCE)
             self.file_edit.setText(a.source)
-        if getattr(a, "noise", ""):
-            self.noise_edit.setText(a.noise)
+            self.noise_edit.setText(noise or "")
+        elif noise is not None:
+            self.noise_edit.setText(noise)
         if getattr(a, "snr", None) is not None:
             self.snr_slider.setValue(int(round(a.snr)))
         if getattr(a, "model_a", ""):

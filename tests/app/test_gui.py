@@ -360,3 +360,33 @@ def test_match_loudness_key_reaches_the_running_engine_and_persists(qtbot, windo
     window.match_check.setChecked(False)
     window._restore_settings()
     assert window.match_check.isChecked()
+
+
+def test_command_line_wins_over_a_remembered_noise_file(qtbot, tmp_path, tone_file, monkeypatch):
+    """After the demo played once (its noise file remembered), `--source F` without `--noise`
+    plays F as it is, and `--noise ""` clears the remembered one."""
+    QtCore.QSettings.setDefaultFormat(QtCore.QSettings.IniFormat)
+    QtCore.QSettings.setPath(
+        QtCore.QSettings.IniFormat, QtCore.QSettings.UserScope, str(tmp_path / "cfg")
+    )
+    first = MainWindow(Args(source=str(tone_file), noise=str(tone_file)))
+    qtbot.addWidget(first)
+    assert first.noise_edit.text() == str(tone_file)
+    first._save_settings()
+    args = Args(source=str(tone_file))
+    args.noise = None  # not given
+    win = MainWindow(args)
+    qtbot.addWidget(win)
+    assert win.noise_edit.text() == "" and win.file_edit.text() == str(tone_file)
+    win._save_settings()
+    kept = Args()
+    kept.noise = None
+    again = MainWindow(kept)
+    qtbot.addWidget(again)
+    assert again.noise_edit.text() == ""  # what was saved last: none
+    first._save_settings()
+    cleared = Args()
+    cleared.noise = ""
+    last = MainWindow(cleared)
+    qtbot.addWidget(last)
+    assert last.noise_edit.text() == ""
