@@ -445,15 +445,20 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
         self.model_info.setText("<br>".join(lines))
 
     def error(self, text: str) -> None:
-        """One status message per distinct error, at most every 3 s."""
+        """Every distinct error is logged and shown; the same one again within 30 s is not
+        (a failing source would repeat it every block). A different one within 3 s of the last
+        joins it in the status bar rather than replacing it before it can be read."""
         now = time.monotonic()
         if text == self._last_error and now - self._last_error_t < 30:
             return
-        if now - self._last_error_t < 3:
-            return
-        self._last_error, self._last_error_t = text, now
-        self.statusBar().showMessage(text, 8000)
         log.warning(text)
+        shown = self.statusBar().currentMessage()
+        if shown and now - self._last_error_t < 3 and text not in shown:
+            text_shown = f"{shown}  |  {text}"
+        else:
+            text_shown = text
+        self._last_error, self._last_error_t = text, now
+        self.statusBar().showMessage(text_shown, 8000)
 
     def closeEvent(self, ev) -> None:  # noqa: N802 (Qt name)
         self._closed = True

@@ -390,3 +390,16 @@ def test_command_line_wins_over_a_remembered_noise_file(qtbot, tmp_path, tone_fi
     last = MainWindow(cleared)
     qtbot.addWidget(last)
     assert last.noise_edit.text() == ""
+
+
+def test_every_distinct_error_is_logged_and_shown_repeats_are_not(qtbot, window, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="app.gui"):
+        window.error("first thing failed")
+        window.error("second thing failed")  # within 3 s of the first: joins it
+        window.error("second thing failed")  # the same again: neither logged nor shown twice
+    logged = [r.getMessage() for r in caplog.records if r.name == "app.gui"]
+    assert logged == ["first thing failed", "second thing failed"]
+    shown = window.statusBar().currentMessage()
+    assert "first thing failed" in shown and shown.count("second thing failed") == 1
