@@ -326,9 +326,15 @@ class MainWindow(WindowLayout, BlindPanel, MushraPanel, FollowRun, QtWidgets.QMa
         elif self.recording is not None:
             if self.engine is not None:
                 self.engine.remove_sink(self.recording)
-            self.recording.close()  # writes what is queued; later writes are dropped
-            self.statusBar().showMessage(f"saved {self.recording.path}", 5000)
-            self.recording = None
+            rec, self.recording = self.recording, None
+            try:
+                rec.close()  # writes what is queued; later writes are dropped
+            except Exception as exc:  # the file could not be finished
+                rec.error = rec.error or f"{rec.path}: {type(exc).__name__}: {exc}"
+            if rec.error:  # the writer thread hit an error (a full disk, a removed folder)
+                self.error(f"recording failed: {rec.error} (what came before it is kept)")
+            else:
+                self.statusBar().showMessage(f"saved {rec.path}", 5000)
 
     def update_live_metrics(self) -> None:
         """Score the last seconds of input, A and B against the clean reference (when the

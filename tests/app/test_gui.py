@@ -403,3 +403,24 @@ def test_every_distinct_error_is_logged_and_shown_repeats_are_not(qtbot, window,
     assert logged == ["first thing failed", "second thing failed"]
     shown = window.statusBar().currentMessage()
     assert "first thing failed" in shown and shown.count("second thing failed") == 1
+
+
+def test_a_recording_that_failed_is_not_reported_as_saved(qtbot, window, tmp_path):
+    from app.endpoints import FileSink
+
+    sink = FileSink(tmp_path / "out.wav", 16000)
+
+    def full_disk(data):
+        raise OSError(28, "No space left on device")
+
+    sink._f.write = full_disk  # the writer thread meets a full disk
+    sink.write(np.zeros(320, np.float32))
+    window.recording = sink
+    window.toggle_record(False)
+    shown = window.statusBar().currentMessage()
+    assert "recording failed" in shown and "No space left" in shown and "saved" not in shown
+    ok = FileSink(tmp_path / "fine.wav", 16000)
+    ok.write(np.zeros(320, np.float32))
+    window.recording = ok
+    window.toggle_record(False)
+    assert window.statusBar().currentMessage() == f"saved {ok.path}"
