@@ -245,11 +245,18 @@ class Engine(DeviceStreams, EngineHealth):
             # the old processor keeps playing until the new one has warmed up, then a
             # crossfade hands over (no gap, no click, even in the audible slot)
             start = self._mixed + max(0, pad) + lat + int(self.cfg.rate * HANDOVER_WARMUP_S)
+            # a second change before the first one's crossfade began: what is heard is still
+            # that handover's old slot, so the new one hands over from it (the half-warm
+            # model in between is dropped, never heard)
+            old = self.slots[index]
+            for h in self._handovers:
+                if h["index"] == index and self._mixed < h["start"]:
+                    old = h["old"]
             self._handovers = [h for h in self._handovers if h["index"] != index]
             self._handovers.append(
                 {
                     "index": index,
-                    "old": self.slots[index],
+                    "old": old,
                     "start": start,
                     "end": start + self._fade_len,
                 }
