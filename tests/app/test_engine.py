@@ -1,5 +1,6 @@
 import subprocess
 import threading
+import time
 import tracemalloc
 
 import numpy as np
@@ -185,7 +186,10 @@ def test_headless_threaded_file_run_and_soak(baseline_path, tmp_path):
     tracemalloc.start()
     eng.start(src, [sink])
     snaps = []
+    deadline = time.monotonic() + 900  # a stalled worker fails here instead of hanging CI
     while eng.samples_in < rate * 600:
+        assert time.monotonic() < deadline, f"the soak stalled at {eng.samples_in / rate:.0f} s"
+        assert all(t.is_alive() for t in eng._threads), "the engine's threads stopped early"
         threading.Event().wait(0.5)
         snaps.append(tracemalloc.get_traced_memory()[0])
         if eng.samples_in > rate * 300 and len(snaps) % 20 == 0:
