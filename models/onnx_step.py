@@ -21,6 +21,9 @@ import torch
 DIGEST_NEUTRAL = {"lookahead": 0}
 
 
+log = logging.getLogger(__name__)
+
+
 def weights_digest(model) -> str:
     """A digest of a model's config and weights (the ONNX cache key; eval reports keep it)."""
     h = hashlib.sha1()
@@ -197,11 +200,31 @@ def int8_passed(checkpoint, digest: str) -> bool:
 
 
 def _has_onnxruntime() -> bool:
+    """Whether ONNX Runtime can be used. Not installed: False, quietly (PyTorch serves). Installed
+    but broken (a library that does not load): False, with a warning that names the error, once
+    - a silent fall-back would make every model several times slower without a word."""
+    global _ORT_BROKEN
     try:
         import onnxruntime  # noqa: F401
-    except Exception:
-        return False
-    return True
+    except ModuleNotFoundError as exc:
+        if exc.name == "onnxruntime":
+            return False
+        why = exc
+    except Exception as exc:  # e.g. ImportError: libonnxruntime.so: cannot open shared object
+        why = exc
+    else:
+        return True
+    if _ORT_BROKEN is None:
+        _ORT_BROKEN = f"{type(why).__name__}: {why}"
+        log.warning(
+            "ONNX Runtime is installed but does not load (%s); models run on PyTorch, several"
+            " times slower. Reinstall it: .venv/bin/pip install -r requirements.lock",
+            _ORT_BROKEN,
+        )
+    return False
+
+
+_ORT_BROKEN: str | None = None
 
 
 def _ort_session(path: Path, threads: int):

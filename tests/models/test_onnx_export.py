@@ -45,3 +45,33 @@ def test_int8_export_leaves_the_root_logger_alone(tmp_path, monkeypatch):
     assert seen == {"level": before, "ours": True, "theirs": False}
     assert root.level == before and not root.filters
     assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
+
+
+def test_a_broken_onnx_runtime_is_said_not_silent(monkeypatch, caplog):
+    import builtins
+
+    import models.onnx_step as o
+
+    real = builtins.__import__
+
+    def broken(name, *a, **k):
+        if name == "onnxruntime":
+            raise ImportError("libonnxruntime.so.1: cannot open shared object file")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+    monkeypatch.setattr(o, "_ORT_BROKEN", None)
+    with caplog.at_level(logging.WARNING, logger="models.onnx_step"):
+        assert o._has_onnxruntime() is False
+        assert o._has_onnxruntime() is False  # said once
+    said = [r.getMessage() for r in caplog.records if "does not load" in r.getMessage()]
+    assert len(said) == 1 and "cannot open shared object" in said[0]
+
+    def absent(name, *a, **k):
+        if name == "onnxruntime":
+            raise ModuleNotFoundError("No module named 'onnxruntime'", name="onnxruntime")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", absent)
+    caplog.clear()
+    assert o._has_onnxruntime() is False and not caplog.records  # not installed: quiet
