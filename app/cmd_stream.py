@@ -87,14 +87,7 @@ def _is_device(spec: str) -> bool:
 
 
 def build_engine(args):
-    from app.engine import (
-        DeviceSource,
-        Engine,
-        EngineConfig,
-        FileSink,
-        FileSource,
-        SpeakerSink,
-    )
+    from app.engine import DeviceSource
     from models.processor import load_processor
 
     procs = [load_processor(args.model, backend=args.backend)]
@@ -104,18 +97,41 @@ def build_engine(args):
     in_is_device = _is_device(args.input)
     source_dev = DeviceSource(None if args.input == "mic" else args.input) if in_is_device else None
     speaker = next((o for o in outs if _is_device(o)), None)
+    opened: list = []  # what this function opened, released if a later step fails
+    try:
+        return _build(args, procs, outs, in_is_device, source_dev, speaker, opened)
+    except BaseException:
+        _close_all(opened)
+        raise
+
+
+class _Nothing:
+    def close(self) -> None:
+        pass
+
+
+def _close_all(things) -> None:
+    """Close each of ``things`` (newest first), whatever the others do."""
+    for t in reversed(things):
+        try:
+            t.close()
+        except Exception:  # already failing: the first error is the one to report
+            pass
+
+
+def _build(args, procs, outs, in_is_device, source_dev, speaker, opened):
+    from app.engine import Engine, EngineConfig, FileSink, FileSource, SpeakerSink
+
     vmic = None
     if speaker == "virtual-mic":
         from app.virtual_mic import VirtualMic
 
         vmic = VirtualMic().open()  # routes this process's 'pulse' output into it
+        opened.append(vmic)
         speaker = "pulse"
-    try:
-        sink_dev = SpeakerSink(None if speaker == "speaker" else speaker) if speaker else None
-    except Exception:
-        if vmic:
-            vmic.close()
-        raise
+    sink_dev = SpeakerSink(None if speaker == "speaker" else speaker) if speaker else None
+    if sink_dev is not None:
+        opened.append(sink_dev)
     file_to_file = not in_is_device and sink_dev is None
     if args.rate:
         rate = args.rate
@@ -145,15 +161,15 @@ def build_engine(args):
     align = file_to_file and not args.loop and not args.seconds
     for o in outs:
         if not _is_device(o):
-            sinks.append(
-                FileSink(
-                    o,
-                    rate,
-                    record_input=args.record_input or None,
-                    skip=engine.latency_samples if align else 0,
-                    limit=len(source.audio) if align else None,
-                )
+            sink = FileSink(
+                o,
+                rate,
+                record_input=args.record_input or None,
+                skip=engine.latency_samples if align else 0,
+                limit=len(source.audio) if align else None,
             )
+            opened.append(sink)
+            sinks.append(sink)
     if sink_dev:
         sinks.append(sink_dev)
     if args.record_input and not any(isinstance(s, FileSink) for s in sinks):
@@ -171,7 +187,11 @@ def run(args) -> int:
     schedule = []
     if args.schedule:
         schedule = [float(t) for t in args.schedule.split(",")]
-    engine.start(source, sinks)
+    try:
+        engine.start(source, sinks)
+    except BaseException:  # nothing streams: release the devices and files build_engine opened
+        _close_all([getattr(engine, "virtual_mic", None) or _Nothing(), *sinks])
+        raise
     t0 = time.monotonic()
     which = 0
     next_switch = args.switch_every if args.switch_every > 0 else None

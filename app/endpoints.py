@@ -170,12 +170,19 @@ class FileSink:
         import soundfile as sf
 
         self.path = str(path)
-        self._f = sf.SoundFile(self.path, "w", samplerate=rate, channels=1, subtype="FLOAT")
-        self._fin = (
-            sf.SoundFile(record_input, "w", samplerate=rate, channels=1, subtype="FLOAT")
-            if record_input
-            else None
-        )
+
+        def open_(where):
+            try:
+                return sf.SoundFile(str(where), "w", samplerate=rate, channels=1, subtype="FLOAT")
+            except Exception as exc:
+                raise UserError(f"{where}: cannot write a recording there ({exc})") from None
+
+        self._f = open_(self.path)
+        try:
+            self._fin = open_(record_input) if record_input else None
+        except UserError:
+            self._f.close()
+            raise
         self.closed = False
         self.error = ""
         self._skip, self._limit, self.written = skip, limit, 0

@@ -144,3 +144,48 @@ def test_models_lists_the_shipped_models_peers_and_suffixes(capsys):
         assert "shipped GCRN" in rows[name] and "PESQ" in rows[name]
     assert "dry signal" in rows["bypass"] and "rnnoise" in rows
     assert "@limN" in out and "@pfBETA" in out
+
+
+def _stream_args(*argv):
+    from app.cli import build_parser
+
+    parser, _ = build_parser()
+    return parser.parse_args(["stream", *argv])
+
+
+def test_stream_releases_what_it_opened_when_a_later_step_fails(tmp_path, monkeypatch):
+    """A failure after some outputs were opened (a second file that cannot be written, an
+    engine that does not start) closes the files already open, so nothing is left behind."""
+    import pytest
+
+    import app.cmd_stream as cs
+    import app.engine as eng
+
+    src = tmp_path / "in.wav"
+    sf.write(src, speechlike(1.0, 16000), 16000)
+    made = []
+
+    class Recorded(eng.FileSink):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    monkeypatch.setattr(eng, "FileSink", Recorded)
+    good, bad = tmp_path / "a.wav", tmp_path / "no" / "such" / "dir" / "b.wav"
+    from dsp.errors import UserError
+
+    with pytest.raises(UserError, match="cannot write a recording there"):
+        cs.build_engine(
+            _stream_args("--input", str(src), "--output", f"{good},{bad}", "--model", "bypass")
+        )
+    assert len(made) == 1 and made[0].closed and not made[0]._thread.is_alive()
+
+    made.clear()
+
+    def no_start(self, source, sinks):
+        raise RuntimeError("device vanished")
+
+    monkeypatch.setattr(eng.Engine, "start", no_start)
+    with pytest.raises(RuntimeError, match="device vanished"):
+        cs.run(_stream_args("--input", str(src), "--output", str(good), "--model", "bypass"))
+    assert len(made) == 1 and made[0].closed
