@@ -38,6 +38,7 @@ _register("analyze", "training.cmd_analyze", "Wav2Vec2 embedding analysis (noisy
 _register("train-teacher", "training.cmd_teacher", "pre-train a compact Wav2Vec2 teacher")
 _register("bench", "app.cmd_bench", "per-hop cost, real-time factor and latency vs peers")
 _register("models", "app.cmd_models", "list the processors Hushlab can run")
+_register("check-model", "app.cmd_check_model", "check a processor against its streaming contract")
 
 
 def _available() -> dict[str, tuple[str, str]]:
