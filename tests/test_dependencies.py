@@ -50,3 +50,35 @@ def test_stdlib_modules_exist_in_the_oldest_allowed_python():
     used = _imports()
     too_new = [m for m, v in ADDED_IN.items() if m in used and v > lowest]
     assert not too_new, f"{too_new} need a newer Python than requires-python {spec}"
+
+
+def _lock() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9._-]+)==([^\s;]+)", line)
+        if m:
+            pins[m[1].lower().replace("_", "-")] = m[2]
+    return pins
+
+
+def test_the_set_up_installed_the_lock():
+    """What the tests run on is what requirements.lock says (the set-up installs it), and the
+    lock covers every dependency pyproject.toml names."""
+    pins = _lock()
+    wrong = []
+    for name, want in pins.items():
+        try:
+            got = md.version(name)
+        except md.PackageNotFoundError:
+            wrong.append(f"{name} (not installed, locked {want})")
+            continue
+        if got != want:
+            wrong.append(f"{name} {got} (locked {want})")
+    assert not wrong, f"installed versions differ from requirements.lock: {wrong}"
+    proj = _project()
+    for req in [
+        *proj["dependencies"],
+        *(r for v in proj["optional-dependencies"].values() for r in v),
+    ]:
+        name = re.split(r"[<>=!~;\[ ]", req)[0].lower().replace("_", "-")
+        assert name == "torch" or name in pins, f"{name} is not in requirements.lock"
