@@ -228,7 +228,7 @@ def test_wide_sources_families_and_speakers(tmp_path):
             _word(folder / R.WIDE_SPEECH_DEBS["gcin-voice"][0] / syl / f"{who}.ogg", seed=len(syl))
     files = R.syllable_speech_files({"gcin-voice": folder})
     assert sorted(files) == ["gcin/zh3", "gcin/zh5"] and all(len(v) == 3 for v in files.values())
-    assert set(R.OPT_IN_SOURCES) == {"gcin", "openttd", "redeclipse"}
+    assert set(R.OPT_IN_SOURCES) == {"megaglest", "gcin", "openttd", "redeclipse"}
 
 
 def test_unpack_only_writes_the_members_asked_for(tmp_path):
@@ -329,7 +329,7 @@ def test_build_with_real_sources_summary_counts(fake_words, tmp_path, monkeypatc
     assert "real-test h" in md and "| speech | klettres | yes |" in md
     assert "real-voices h" in md
     # the newest sources: all in train, tagged, one more speaker (the other screened out)
-    wide_rows = [r for r in rows if r["source"] in R.OPT_IN_SOURCES]
+    wide_rows = [r for r in rows if r["source"] in R.OPT_IN_SOURCES and r["source"] != "megaglest"]
     assert {r["source"] for r in wide_rows} == {"gcin", "openttd", "redeclipse"}
     assert all(r["split"] == "train" for r in wide_rows)
     assert {r["voice"] for r in wide_rows if r["source"] == "gcin"} == {"gcin-zh5"}
