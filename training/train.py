@@ -222,7 +222,7 @@ def validate(model, cfg: TrainConfig, mixes: list[dict], root, hook) -> dict:
         sisdr_in.append(si_sdr(clean[:n], noisy[:n]))
         if m["id"].split("_")[0] in pesq_ids:
             try:
-                pesq.append(pesq_wb(ref[:n], y, 16000))
+                pesq.append(pesq_wb(ref[:n], y, geom.sample_rate))
             except Exception as exc:  # e.g. no utterance detected in a silent estimate
                 pesq_errors.append(f"{m['id']}: {type(exc).__name__}: {exc}")
                 pesq.append(PESQ_FLOOR)  # what PESQ cannot score counts as its worst score
