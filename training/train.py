@@ -267,232 +267,293 @@ def init_config_fits(theirs: dict, mine: dict) -> bool:
 
 def train(cfg: TrainConfig) -> Path:
     """Train (or resume) according to ``cfg``; returns the output folder."""
-    world, rank, local = _dist_info()
-    distributed = world > 1
-    device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
-    if distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, cfg.model_config).to(device)
-    hook_args = {k: getattr(cfg, k) for k in LOSS_WEIGHTS + SISDR_RAMP}
-    if cfg.variant != "baseline":
-        hook_args.update(
-            teacher=cfg.teacher,
-            layer=None if cfg.teacher_layer < 0 else cfg.teacher_layer,
-            w_ssl=cfg.w_ssl,
-            pretrain_fraction=cfg.pretrain_fraction,
-            total_steps=cfg.steps,
+    run = _Run(cfg)
+    run.loop()
+    run.finish()
+    return run.out
+
+
+class _Run:
+    """One training run, in the parts a reader looks for: set-up (``__init__``), resume or
+    warm start (``_resume``, ``_warm_start``), the step (``_step``), logging (``_log``),
+    validation with its checkpoints (``_validate``), and the atomic saves."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.world, self.rank, local = _dist_info()
+        self.distributed = self.world > 1
+        self.device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model, cfg.model_config).to(self.device)
+        self.hook = make_hook(cfg.variant, **self._hook_args())
+        self.teacher_meta = (
+            json.dumps(self.hook.describe()) if hasattr(self.hook, "describe") else None
         )
-    hook = make_hook(cfg.variant, **hook_args)
-    teacher_meta = json.dumps(hook.describe()) if hasattr(hook, "describe") else None
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, best, epoch = 0, -math.inf, 0
-    prior_s = 0.0  # training time of earlier invocations (resume)
-    ema_state = None
-    last = out / "last.pt"
-    if last.exists():
-        st = torch.load(last, map_location=device, weights_only=False)
-        if st.get("config", {}).get("model_config") != cfg.model_config:
-            raise UserError(f"{last} was trained with another model config; use another --out")
-        model.load_state_dict(st["model"])
-        ema_state = st.get("ema")
-        opt.load_state_dict(st["optim"])
-        step, best, epoch = st["step"], st["best"], st["epoch"]
-        prior_s = st.get("train_seconds", 0.0)
-        if rank == 0:
-            log.info("resuming %s at step %d", out, step)
-    elif cfg.init:
+        self.opt = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        self.step, self.best, self.epoch = 0, -math.inf, 0
+        self.prior_s = 0.0  # training time of earlier invocations (resume)
+        self.last = self.out / "last.pt"
+        ema_state = self._resume() if self.last.exists() else None
+        if not self.last.exists() and cfg.init:
+            self._warm_start()
+        if self.rank == 0:
+            (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        self.ema = None
+        if cfg.ema_decay:
+            if not 0.0 < cfg.ema_decay < 1.0:
+                raise UserError(f"ema_decay is a number in (0, 1), not {cfg.ema_decay}")
+            self.ema = copy.deepcopy(self.model).requires_grad_(False)
+            if ema_state is not None:
+                self.ema.load_state_dict(ema_state)
+        self.scored = self.ema if self.ema is not None else self.model  # what is validated
+        self.train_model = self.model
+        if self.distributed:
+            self.train_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[local] if self.device.type == "cuda" else None
+            )
+        self.steps_per_epoch = max(cfg.valid_every, 1)
+        self.ds = TrainMixtures(
+            cfg.data, self.steps_per_epoch * cfg.batch_size, seed=cfg.seed, rank=self.rank
+        )
+        self.valid = (
+            load_or_make_mixtures(cfg.data, cfg.valid_split, cfg.valid_mixtures)
+            if self.rank == 0
+            else None
+        )
+        self.history = self.out / "history.jsonl"
+        csv_path = self.out / "train_log.csv"
+        new_csv = not csv_path.exists()
+        self.csv_f = open(csv_path, "a", newline="") if self.rank == 0 else None
+        self.writer = csv.writer(self.csv_f) if self.csv_f else None
+        if self.writer and new_csv:
+            self.writer.writerow(
+                ["step", "lr", "loss", "si_sdr", "audio_s_per_s", "time", "l_ssl", "teacher_ms"]
+            )
+        self.bar = None
+        if self.rank == 0 and cfg.progress:
+            from dsp.progress import progress as tqdm
+
+            self.bar = tqdm(
+                total=cfg.steps, initial=self.step, desc=cfg.name, unit="step", dynamic_ncols=True
+            )
+        self.run_t0 = self.t_step = time.time()
+        self.audio_per_step = cfg.batch_size * cfg.data.seconds * self.world
+
+    def _hook_args(self) -> dict:
+        cfg = self.cfg
+        args = {k: getattr(cfg, k) for k in LOSS_WEIGHTS + SISDR_RAMP}
+        if cfg.variant != "baseline":
+            args.update(
+                teacher=cfg.teacher,
+                layer=None if cfg.teacher_layer < 0 else cfg.teacher_layer,
+                w_ssl=cfg.w_ssl,
+                pretrain_fraction=cfg.pretrain_fraction,
+                total_steps=cfg.steps,
+            )
+        return args
+
+    # -- resume and warm start ------------------------------------------------------------------
+    def _resume(self):
+        """Continue from ``last.pt``; returns the weight average's state, if it kept one."""
+        st = torch.load(self.last, map_location=self.device, weights_only=False)
+        if st.get("config", {}).get("model_config") != self.cfg.model_config:
+            raise UserError(f"{self.last} was trained with another model config; use another --out")
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["optim"])
+        self.step, self.best, self.epoch = st["step"], st["best"], st["epoch"]
+        self.prior_s = st.get("train_seconds", 0.0)
+        if self.rank == 0:
+            log.info("resuming %s at step %d", self.out, self.step)
+        return st.get("ema")
+
+    def _warm_start(self) -> None:
+        """Start from the weights of ``cfg.init`` (a shipped name or a checkpoint file)."""
         from models.checkpoint import load_checkpoint, resolve_model_path
 
-        src, meta = load_checkpoint(resolve_model_path(cfg.init))
-        if not init_config_fits(meta.get("config", {}), model.config.to_dict()):
-            raise UserError(f"{cfg.init}: its model config differs from this run's")
+        init = self.cfg.init
+        src, meta = load_checkpoint(resolve_model_path(init))
+        if not init_config_fits(meta.get("config", {}), self.model.config.to_dict()):
+            raise UserError(f"{init}: its model config differs from this run's")
         state = src.state_dict()
-        if hasattr(model, "adapt_state"):
-            state = model.adapt_state(state)
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        if hasattr(self.model, "adapt_state"):
+            state = self.model.adapt_state(state)
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith(("distill.", "fuse_")) for k in missing):
-            raise UserError(f"{cfg.init}: its weights do not fit this model")
-        if rank == 0:
-            log.info("starting from the weights of %s", cfg.init)
-    if rank == 0:
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    ema = None
-    if cfg.ema_decay:
-        if not 0.0 < cfg.ema_decay < 1.0:
-            raise UserError(f"ema_decay is a number in (0, 1), not {cfg.ema_decay}")
-        ema = copy.deepcopy(model).requires_grad_(False)
-        if ema_state is not None:
-            ema.load_state_dict(ema_state)
-    scored = ema if ema is not None else model  # what validation scores and checkpoints hold
-    train_model = model
-    if distributed:
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[local] if device.type == "cuda" else None
-        )
-    steps_per_epoch = max(cfg.valid_every, 1)
-    ds = TrainMixtures(cfg.data, steps_per_epoch * cfg.batch_size, seed=cfg.seed, rank=rank)
-    valid = None
-    if rank == 0:
-        mixes, root = load_or_make_mixtures(cfg.data, cfg.valid_split, cfg.valid_mixtures)
-        valid = (mixes, root)
-    history = out / "history.jsonl"
-    csv_path = out / "train_log.csv"
-    new_csv = not csv_path.exists()
-    csv_f = open(csv_path, "a", newline="") if rank == 0 else None
-    writer = csv.writer(csv_f) if csv_f else None
-    if writer and new_csv:
-        writer.writerow(
-            ["step", "lr", "loss", "si_sdr", "audio_s_per_s", "time", "l_ssl", "teacher_ms"]
-        )
-    bar = None
-    if rank == 0 and cfg.progress:
-        from dsp.progress import progress as tqdm
+            raise UserError(f"{init}: its weights do not fit this model")
+        if self.rank == 0:
+            log.info("starting from the weights of %s", init)
 
-        bar = tqdm(total=cfg.steps, initial=step, desc=cfg.name, unit="step", dynamic_ncols=True)
-    t_start = time.time()
-    run_t0 = time.time()
+    # -- the loop -------------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return self.prior_s + time.time() - self.run_t0
 
-    def elapsed() -> float:
-        return prior_s + time.time() - run_t0
+    def loop(self) -> None:
+        cfg = self.cfg
+        stopping = False
+        while self.step < cfg.steps and not stopping:
+            for batch in self._loader():
+                if self.step >= cfg.steps:
+                    break
+                loss, logs = self._step(batch)
+                stopping = self._should_pause()
+                if self.rank != 0:
+                    if stopping:
+                        break
+                    continue
+                self._log(loss, logs)
+                if self.step % cfg.ckpt_every == 0:
+                    self.save_last()
+                if self.step % cfg.valid_every == 0 or self.step == cfg.steps or stopping:
+                    self._validate()
+                if stopping:
+                    log.info(
+                        "pausing at step %d of %d: max_minutes=%g reached (run again to resume)",
+                        self.step,
+                        cfg.steps,
+                        cfg.max_minutes,
+                    )
+                    break
+            self.epoch += 1
 
-    model.train()
-    audio_per_step = cfg.batch_size * cfg.data.seconds * world
-
-    def save_last():
-        _atomic_torch_save(
-            {
-                "model": model.state_dict(),
-                **({"ema": ema.state_dict()} if ema is not None else {}),
-                "optim": opt.state_dict(),
-                "step": step,
-                "best": best,
-                "epoch": epoch,
-                "train_seconds": elapsed(),
-                "config": cfg.to_dict(),
-            },
-            last,
-        )
-
-    def save_model(path, metrics):
-        save_checkpoint(
-            path,
-            scored,
-            train_config=cfg.to_dict(),
-            data=_data_description(cfg),
-            metrics=metrics,
-            teacher=teacher_meta,
-        )
-
-    stopping = False
-    while step < cfg.steps and not stopping:
-        ds.set_epoch(epoch)
-        skip = step - epoch * steps_per_epoch  # resume mid-epoch without replaying batches
-        indices = list(range(max(0, skip) * cfg.batch_size, len(ds)))
-        sub = torch.utils.data.Subset(ds, indices)
-        loader = torch.utils.data.DataLoader(
-            sub,
+    def _loader(self):
+        """This epoch's batches; a resumed run skips the ones it already trained on."""
+        cfg = self.cfg
+        self.ds.set_epoch(self.epoch)
+        skip = self.step - self.epoch * self.steps_per_epoch
+        indices = list(range(max(0, skip) * cfg.batch_size, len(self.ds)))
+        return torch.utils.data.DataLoader(
+            torch.utils.data.Subset(self.ds, indices),
             batch_size=cfg.batch_size,
             num_workers=cfg.num_workers,
             drop_last=True,
             persistent_workers=False,
             prefetch_factor=4 if cfg.num_workers else None,
         )
-        for batch in loader:
-            if step >= cfg.steps:
-                break
-            batch = [b.to(device) for b in batch]
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, cfg)
-            hook.step = step
-            loss, logs = hook.compute_loss(train_model, batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"loss became {loss.item()} at step {step}")
-            opt.step()
-            if ema is not None:
-                ema_update(ema, model, cfg.ema_decay, step)
-            step += 1
-            if cfg.max_minutes and step % cfg.log_every == 0:
-                late = time.time() - run_t0 > cfg.max_minutes * 60
-                flag = torch.tensor([int(late)], device=device)
-                if distributed:
-                    dist.all_reduce(flag)  # every process stops at the same step
-                stopping = bool(flag.item())
-            if rank != 0:
-                if stopping:
-                    break
-                continue
-            rate = audio_per_step / max(1e-9, (time.time() - t_start))
-            t_start = time.time()
-            if bar:
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{loss.item():.4f}",
-                    sisdr=f"{logs['si_sdr']:.1f}",
-                    audio_x=f"{rate:.0f}",
-                    refresh=False,  # the bar's own pace (30 s in a log) decides when to draw
-                )
-            if step % cfg.log_every == 0:
-                writer.writerow(
-                    [
-                        step,
-                        f"{lr_at(step, cfg):.3g}",
-                        f"{loss.item():.5f}",
-                        f"{logs['si_sdr']:.2f}",
-                        f"{rate:.1f}",
-                        int(time.time()),
-                        f"{logs['l_ssl']:.4f}" if "l_ssl" in logs else "",
-                        f"{logs['teacher_ms']:.0f}" if "teacher_ms" in logs else "",
-                    ]
-                )
-                csv_f.flush()
-            if step % cfg.ckpt_every == 0:
-                save_last()
-            if step % cfg.valid_every == 0 or step == cfg.steps or stopping:
-                res = validate(scored, cfg, valid[0], valid[1], hook)
-                res.update(step=step, lr=lr_at(step, cfg), wall_s=round(elapsed(), 1))
-                with open(history, "a") as f:
-                    f.write(json.dumps(res) + "\n")
-                if bar:
-                    bar.write(
-                        f"step {step}: valid loss {res['valid_loss']:.4f}, SI-SDR "
-                        f"{res['valid_si_sdr']:.2f} dB (input {res['valid_si_sdr_in']:.2f})"
-                        f", PESQ {res['valid_pesq']:.3f}"
-                    )
-                in_stage1 = step <= getattr(hook, "pretrain_steps", 0)  # no enhancement yet
-                if res["score"] > best and not in_stage1:
-                    best = res["score"]
-                    save_model(out / "best.safetensors", res)
-                save_model(out / "latest.safetensors", res)
-                save_last()
-            if stopping:
-                log.info(
-                    "pausing at step %d of %d: max_minutes=%g reached (run again to resume)",
-                    step,
-                    cfg.steps,
-                    cfg.max_minutes,
-                )
-                break
-        epoch += 1
-    if rank == 0:
-        save_last()
-        if bar:
-            bar.close()
-        csv_f.close()
-    if distributed:
-        dist.barrier()
-        dist.destroy_process_group()
-    return out
+
+    def _step(self, batch) -> tuple[torch.Tensor, dict]:
+        """One optimiser step (learning rate by the step, clipped gradients, weight average)."""
+        cfg = self.cfg
+        batch = [b.to(self.device) for b in batch]
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.step, cfg)
+        self.hook.step = self.step
+        loss, logs = self.hook.compute_loss(self.train_model, batch)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        if not torch.isfinite(loss):
+            raise RuntimeError(f"loss became {loss.item()} at step {self.step}")
+        self.opt.step()
+        if self.ema is not None:
+            ema_update(self.ema, self.model, cfg.ema_decay, self.step)
+        self.step += 1
+        return loss, logs
+
+    def _should_pause(self) -> bool:
+        """max_minutes reached (checked every log_every steps; every process stops together)."""
+        cfg = self.cfg
+        if not cfg.max_minutes or self.step % cfg.log_every:
+            return False
+        late = time.time() - self.run_t0 > cfg.max_minutes * 60
+        flag = torch.tensor([int(late)], device=self.device)
+        if self.distributed:
+            dist.all_reduce(flag)
+        return bool(flag.item())
+
+    def _log(self, loss: torch.Tensor, logs: dict) -> None:
+        cfg = self.cfg
+        rate = self.audio_per_step / max(1e-9, (time.time() - self.t_step))
+        self.t_step = time.time()
+        if self.bar:
+            self.bar.update(1)
+            self.bar.set_postfix(
+                loss=f"{loss.item():.4f}",
+                sisdr=f"{logs['si_sdr']:.1f}",
+                audio_x=f"{rate:.0f}",
+                refresh=False,  # the bar's own pace (30 s in a log) decides when to draw
+            )
+        if self.step % cfg.log_every == 0:
+            self.writer.writerow(
+                [
+                    self.step,
+                    f"{lr_at(self.step, cfg):.3g}",
+                    f"{loss.item():.5f}",
+                    f"{logs['si_sdr']:.2f}",
+                    f"{rate:.1f}",
+                    int(time.time()),
+                    f"{logs['l_ssl']:.4f}" if "l_ssl" in logs else "",
+                    f"{logs['teacher_ms']:.0f}" if "teacher_ms" in logs else "",
+                ]
+            )
+            self.csv_f.flush()
+
+    def _validate(self) -> None:
+        """Score the validation mixtures; keep ``best`` (not during pre-training's stage 1, which
+        does not enhance yet) and ``latest``; then the resumable state."""
+        cfg = self.cfg
+        res = validate(self.scored, cfg, self.valid[0], self.valid[1], self.hook)
+        res.update(step=self.step, lr=lr_at(self.step, cfg), wall_s=round(self.elapsed(), 1))
+        with open(self.history, "a") as f:
+            f.write(json.dumps(res) + "\n")
+        if self.bar:
+            self.bar.write(
+                f"step {self.step}: valid loss {res['valid_loss']:.4f}, SI-SDR "
+                f"{res['valid_si_sdr']:.2f} dB (input {res['valid_si_sdr_in']:.2f})"
+                f", PESQ {res['valid_pesq']:.3f}"
+            )
+        in_stage1 = self.step <= getattr(self.hook, "pretrain_steps", 0)
+        if res["score"] > self.best and not in_stage1:
+            self.best = res["score"]
+            self.save_model(self.out / "best.safetensors", res)
+        self.save_model(self.out / "latest.safetensors", res)
+        self.save_last()
+
+    # -- saving -----------------------------------------------------------------------------------
+    def save_last(self) -> None:
+        _atomic_torch_save(
+            {
+                "model": self.model.state_dict(),
+                **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
+                "optim": self.opt.state_dict(),
+                "step": self.step,
+                "best": self.best,
+                "epoch": self.epoch,
+                "train_seconds": self.elapsed(),
+                "config": self.cfg.to_dict(),
+            },
+            self.last,
+        )
+
+    def save_model(self, path: Path, metrics: dict) -> None:
+        save_checkpoint(
+            path,
+            self.scored,
+            train_config=self.cfg.to_dict(),
+            data=_data_description(self.cfg),
+            metrics=metrics,
+            teacher=self.teacher_meta,
+        )
+
+    def finish(self) -> None:
+        if self.rank == 0:
+            self.save_last()
+            if self.bar:
+                self.bar.close()
+            self.csv_f.close()
+        if self.distributed:
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 def _data_description(cfg: TrainConfig) -> dict:
