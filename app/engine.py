@@ -64,6 +64,7 @@ class _Slot:
     error: str = ""
 
 
+REPORT_HOP_S = 0.020  # work per hop is reported per 20 ms of audio, whatever the block size
 HANDOVER_WARMUP_S = 0.2  # a replacing model's state warms up this long before it is heard
 
 
@@ -289,7 +290,7 @@ class Engine(DeviceStreams, EngineHealth):
         audio_s = len(x) / self.cfg.rate
         self._audio_s += audio_s
         if audio_s:  # the cost of 20 ms of audio (one model hop), whatever the block size
-            self._hop_times.append(dt * 0.020 / audio_s)
+            self._hop_times.append(dt * REPORT_HOP_S / audio_s)
         return out
 
     def _run_slot(self, slot: _Slot, x: np.ndarray) -> int:

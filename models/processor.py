@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ class _StreamState:
     stft: StreamingStft
     istft: StreamingIstft
     model: object  # GCRNState (torch) or list[np.ndarray] (onnx)
-    scratch: np.ndarray = field(default_factory=lambda: np.zeros((1, 2, 1, 257), np.float32))
+    scratch: np.ndarray  # [1, 2, 1, F]: the frame fed to the step (F from the model's geometry)
     teacher: object = None  # CausalState of a fusion model's streaming teacher
 
 

@@ -27,7 +27,8 @@ import numpy as np
 
 from dsp.errors import UserError
 from dsp.mixing import fit_length, mix_at_snr
-from training.data import SR, AudioPool, DataConfig, balanced_noise_weights, list_sources
+from training import CORPUS_RATE
+from training.data import AudioPool, DataConfig, balanced_noise_weights, list_sources
 
 FLOOR = "other utterance"
 
@@ -100,8 +101,8 @@ def _pick_clips(cfg: AnalysisConfig):
     clean = []
     for i in range(len(pool)):
         x = pool.get(i)
-        if len(x) >= cfg.min_seconds * SR:
-            clean.append(x[: int(cfg.max_seconds * SR)])
+        if len(x) >= cfg.min_seconds * CORPUS_RATE:
+            clean.append(x[: int(cfg.max_seconds * CORPUS_RATE)])
         if len(clean) == cfg.utterances:
             break
     if len(clean) < 2:

@@ -35,7 +35,6 @@ from training.corpus_plan import (  # noqa: F401  (re-exported: the corpus's pub
 from training.corpus_sources import (  # noqa: F401
     ALL_SPLITS,
     SPLITS,
-    SR,
     Row,
     debs_dir,
     default_corpus_dir,

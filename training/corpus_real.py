@@ -31,8 +31,8 @@ import numpy as np
 
 from dsp.audio_io import load_audio
 from dsp.errors import UserError
+from training import CORPUS_RATE
 
-SR = 16000
 REAL_SPLITS = ("real-valid", "real-test", "real-voices")
 # Splits whose speech is another split's: real-voices mixes real-valid's speakers with voices.
 SPEECH_SPLIT = {"real-voices": "real-valid"}
@@ -129,7 +129,7 @@ def speech_split(split: str) -> str:
     return SPEECH_SPLIT.get(split, split)
 
 
-def screen(x: np.ndarray, sr: int = SR) -> dict:
+def screen(x: np.ndarray, sr: int = CORPUS_RATE) -> dict:
     """Noise floor and bandwidth estimates of one recording: {'snr_db', 'band_db'}."""
     hop = sr // 50
     n = len(x) // hop
@@ -209,7 +209,7 @@ def screen_files(files: dict[str, list[Path]], cache: Path) -> dict[str, dict]:
     todo = [str(p) for ps in files.values() for p in ps if str(p) not in done]
     for path in todo:
         rate = sf.info(path).samplerate
-        x, _ = load_audio(path, SR)
+        x, _ = load_audio(path, CORPUS_RATE)
         res = screen(x)
         done[path] = {"rate": rate, **res, "ok": passes_screen(res, rate)}
     if todo:
@@ -284,12 +284,15 @@ def make_real_words(job: dict, rng: np.random.Generator, trim) -> np.ndarray:
     """Join a clip's words, each at -20 dBFS RMS, with 0.15-0.5 s pauses."""
     parts = []
     for path in job["words"]:
-        x, _ = load_audio(path, SR)
+        x, _ = load_audio(path, CORPUS_RATE)
         x = trim(x)
-        if len(x) < SR // 10:
+        if len(x) < CORPUS_RATE // 10:
             continue
         x = x * (0.1 / (np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-9))
-        parts += [x.astype(np.float32), np.zeros(int(SR * rng.uniform(0.15, 0.5)), np.float32)]
+        parts += [
+            x.astype(np.float32),
+            np.zeros(int(CORPUS_RATE * rng.uniform(0.15, 0.5)), np.float32),
+        ]
     if not parts:
         return np.zeros(0, np.float32)
     return np.concatenate(parts[:-1])

@@ -21,9 +21,8 @@ import soundfile as sf
 from dsp.audio_io import load_audio, to_mono
 from dsp.errors import UserError
 from dsp.resample import change_speed, resample
-from training import corpus_real, noise_synth
+from training import CORPUS_RATE, corpus_real, noise_synth
 
-SR = 16000
 SPLITS = ("train", "valid", "test")
 ALL_SPLITS = SPLITS + corpus_real.REAL_SPLITS
 
@@ -77,13 +76,13 @@ def _write_flac(path: Path, x: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".part")
     if x.dtype != np.int16:
         x = np.clip(x, -1, 1)
-    sf.write(str(tmp), x, SR, format="FLAC", subtype="PCM_16")
+    sf.write(str(tmp), x, CORPUS_RATE, format="FLAC", subtype="PCM_16")
     os.replace(tmp, path)
 
 
 def trim_silences(
     x: np.ndarray,
-    sr: int = SR,
+    sr: int = CORPUS_RATE,
     max_gap: float = 0.25,
     floor_db: float = -45.0,
 ) -> np.ndarray:
@@ -117,7 +116,7 @@ def warp(x: np.ndarray, factor: float) -> np.ndarray:
     """Apparent-speaker change: play ``factor`` times faster (pitch and formants scale by it)."""
     if abs(factor - 1.0) < 1e-3:
         return x
-    return change_speed(x, factor, steps=SR, method="soxr")
+    return change_speed(x, factor, steps=CORPUS_RATE, method="soxr")
 
 
 def _normalise(x: np.ndarray, peak: float = 0.9) -> np.ndarray:
@@ -187,7 +186,7 @@ def decode_g722(path: Path) -> np.ndarray:
         parts = [fr.to_ndarray().reshape(-1) for fr in c.decode(stream)]
         rate = stream.rate
     x = np.concatenate(parts).astype(np.float32) / 32768.0
-    return resample(x, rate, SR)
+    return resample(x, rate, CORPUS_RATE)
 
 
 # -- job workers (run in a process pool) -------------------------------------------------------
@@ -216,7 +215,7 @@ def _synth_piper(text: str, p: dict) -> np.ndarray:
     )
     chunks = [c.audio_float_array for c in voice.synthesize(text, syn_config=cfg)]
     x = np.concatenate(chunks).astype(np.float32)
-    return resample(x, voice.config.sample_rate, SR)
+    return resample(x, voice.config.sample_rate, CORPUS_RATE)
 
 
 def _synth_espeak(text: str, p: dict) -> np.ndarray:
@@ -235,11 +234,11 @@ def _synth_espeak(text: str, p: dict) -> np.ndarray:
         ]
         subprocess.run(cmd, check=True, capture_output=True)
         x, rate = sf.read(tmp.name, dtype="float32")
-    return resample(to_mono(x), rate, SR)
+    return resample(to_mono(x), rate, CORPUS_RATE)
 
 
 def _pause(rng: np.random.Generator) -> np.ndarray:
-    return np.zeros(int(SR * rng.uniform(0.15, 0.5)), np.float32)
+    return np.zeros(int(CORPUS_RATE * rng.uniform(0.15, 0.5)), np.float32)
 
 
 def run_job(job: dict) -> dict | None:
@@ -261,21 +260,23 @@ def run_job(job: dict) -> dict | None:
                 parts += [trim_silences(decode_g722(Path(prompt))), _pause(rng)]
             x = np.concatenate(parts[:-1])
         elif kind == "real_noise":
-            x, _ = load_audio(job["src"], SR)
+            x, _ = load_audio(job["src"], CORPUS_RATE)
             x = trim_silences(x, max_gap=10.0, floor_db=-60.0)
-            cap = int(job["max_seconds"] * SR)
+            cap = int(job["max_seconds"] * CORPUS_RATE)
             if len(x) > cap:
                 start = int(rng.integers(0, len(x) - cap))
                 x = x[start : start + cap]
         elif kind == "real_words":
             x = corpus_real.make_real_words(job, rng, trim_silences)
         elif kind == "synthetic":
-            x = noise_synth.make(job["family"], job["seconds"], SR, rng, job.get("speech"), root)
+            x = noise_synth.make(
+                job["family"], job["seconds"], CORPUS_RATE, rng, job.get("speech"), root
+            )
         else:
             raise ValueError(f"unknown job type {kind}")
         if job.get("warp"):
             x = warp(x, job["warp"])
-        if len(x) < SR * job.get("min_seconds", 0.3) or not np.all(np.isfinite(x)):
+        if len(x) < CORPUS_RATE * job.get("min_seconds", 0.3) or not np.all(np.isfinite(x)):
             return None
         _write_flac(out, _normalise(x, job.get("peak", 0.9)))
     info = sf.info(str(out))

@@ -14,8 +14,9 @@ import numpy as np
 
 from dsp.audio_io import load_audio
 from dsp.errors import UserError
+from training import CORPUS_RATE
 from training.corpus_real import speech_split
-from training.corpus_sources import SR, _sha1, _write_flac
+from training.corpus_sources import _sha1, _write_flac
 
 
 def _round_robin(
@@ -116,13 +117,13 @@ def subset(
         (dst / r["path"]).parent.mkdir(parents=True, exist_ok=True)
         cut = max_file_seconds and r["split"] == "train" and r["duration"] > max_file_seconds
         if cut or (bits < 16 and r["split"] == "train"):
-            x, _ = load_audio(src / r["path"], SR)
+            x, _ = load_audio(src / r["path"], CORPUS_RATE)
             if cut:
-                n = int(max_file_seconds * SR)
+                n = int(max_file_seconds * CORPUS_RATE)
                 start = rng.randrange(0, max(1, len(x) - n))
                 x = x[start : start + n]
             _write_flac(dst / r["path"], requantise(x, bits))
-            r.update(duration=round(len(x) / SR, 3), sha1=_sha1(dst / r["path"]))
+            r.update(duration=round(len(x) / CORPUS_RATE, 3), sha1=_sha1(dst / r["path"]))
         else:
             shutil.copyfile(src / r["path"], dst / r["path"])
     # Validation noise files are whole recordings of which a mixture uses a few seconds: keep
@@ -132,7 +133,7 @@ def subset(
         mixes = [dict(m) for m in mixes]
         for path in {m["noise"] for m in mixes}:
             ms = [m for m in mixes if m["noise"] == path]
-            x, _ = load_audio(src / path, SR)
+            x, _ = load_audio(src / path, CORPUS_RATE)
             offsets = [m["noise_offset"] for m in ms]
             lo = 0 if max(offsets) >= len(x) else min(offsets)  # past the end reads it all
             hi = max(m["noise_offset"] + m["n_samples"] for m in ms)
@@ -141,7 +142,7 @@ def subset(
                 m["noise_offset"] -= lo
             for r in chosen:
                 if r["path"] == path:
-                    r["duration"] = round(len(x[lo:hi]) / SR, 3)
+                    r["duration"] = round(len(x[lo:hi]) / CORPUS_RATE, 3)
         key = {"n": valid_pairs, "snrs": snrs}
         (dst / "mixtures" / f"{split}.json").write_text(json.dumps({"key": key, "mixtures": mixes}))
     with open(dst / "manifest.jsonl", "w") as f:

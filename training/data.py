@@ -28,9 +28,9 @@ from dsp.eq import apply_sos, random_eq
 from dsp.errors import UserError
 from dsp.mixing import fit_length, mix_at_snr, rms_dbfs
 from dsp.resample import change_speed
+from training import CORPUS_RATE
 
 log = logging.getLogger(__name__)
-SR = 16000
 
 
 @dataclass
@@ -251,17 +251,17 @@ class AudioPool:
                     x, rate = sf.read(str(p), dtype="int16")
                     if x.ndim == 2:
                         x = x.mean(axis=1).astype(np.int16)
-                    if rate != SR:
-                        y, _ = load_audio(p, SR)
+                    if rate != CORPUS_RATE:
+                        y, _ = load_audio(p, CORPUS_RATE)
                         x = (np.clip(y, -1, 1) * 32767).astype(np.int16)
                 else:
-                    y, _ = load_audio(p, SR)
+                    y, _ = load_audio(p, CORPUS_RATE)
                     x = (np.clip(y, -1, 1) * 32767).astype(np.int16)
             except (AudioError, RuntimeError, sf.LibsndfileError) as exc:
                 log.warning("skipping %s: %s", p, exc)
                 skipped += 1
                 continue
-            if len(x) < min_seconds * SR or not np.any(x):
+            if len(x) < min_seconds * CORPUS_RATE or not np.any(x):
                 skipped += 1
                 continue
             self.paths.append(p)
@@ -285,7 +285,7 @@ class AudioPool:
         return self.data[i].astype(np.float32) / 32768.0
 
 
-def synthetic_rir(rng: np.random.Generator, sr: int = SR) -> np.ndarray:
+def synthetic_rir(rng: np.random.Generator, sr: int = CORPUS_RATE) -> np.ndarray:
     """A simple room impulse response: direct path, sparse early reflections, exponential tail."""
     rt60 = rng.uniform(0.15, 0.8)
     n = int(sr * min(1.2, rt60 * 1.2))
@@ -328,8 +328,8 @@ def add_talker(
 def make_example(
     speech: AudioPool, noise: AudioPool, cfg: DataConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One training mixture -> (noisy, clean), float32 [seconds * SR]."""
-    n = int(cfg.seconds * SR)
+    """One training mixture -> (noisy, clean), float32 [seconds * CORPUS_RATE]."""
+    n = int(cfg.seconds * CORPUS_RATE)
     si = speech.pick(rng)
     s = speech.get(si)
     speed = 1.0
@@ -368,7 +368,7 @@ def make_example(
     level = rng.uniform(cfg.level_min, cfg.level_max)
     noisy, clean, _ = mix_at_snr(s, v, snr, level_dbfs=level)
     if rng.random() < cfg.p_bandlimit:
-        sos = ss.butter(8, rng.uniform(4000, 7800), "low", fs=SR, output="sos")
+        sos = ss.butter(8, rng.uniform(4000, 7800), "low", fs=CORPUS_RATE, output="sos")
         noisy = ss.sosfilt(sos, noisy).astype(np.float32)
         clean = ss.sosfilt(sos, clean).astype(np.float32)
         peak = float(np.max(np.abs(noisy)))
@@ -450,7 +450,7 @@ def make_mixture_list(
     for k in range(n):
         sp = speech[int(order[k % len(speech)])]
         nz = noise[int(rng.choice(len(noise), p=weights))]
-        n_s = min(sf.info(str(sp)).frames, int(max_seconds * SR))
+        n_s = min(sf.info(str(sp)).frames, int(max_seconds * CORPUS_RATE))
         n_n = sf.info(str(nz)).frames
         off = int(rng.integers(0, max(1, n_n - n_s)))
         level = float(rng.uniform(-35, -15))
@@ -477,9 +477,9 @@ def render_mixture(
 ) -> tuple[np.ndarray, np.ndarray]:
     """-> (noisy, clean) float32 at 16 kHz; the same audio every time."""
     base = Path(root) if root else Path("/")
-    s, _ = load_audio(base / spec["speech"], SR)
+    s, _ = load_audio(base / spec["speech"], CORPUS_RATE)
     s = s[: spec["n_samples"]]
-    v, _ = load_audio(base / spec["noise"], SR)
+    v, _ = load_audio(base / spec["noise"], CORPUS_RATE)
     v = v[spec["noise_offset"] :] if spec["noise_offset"] < len(v) else v
     v = fit_length(v, len(s))
     noisy, clean, _ = mix_at_snr(s, v, spec["snr"], level_dbfs=spec["level"])

@@ -59,13 +59,14 @@ def _init_worker(specs, backend, root, metrics):
 
 def _score_one(mix: dict) -> list[dict]:
     from models.processor import enhance_array
+    from training import CORPUS_RATE
     from training.data import render_mixture
 
     noisy, clean = render_mixture(mix, _WORKER["root"])
     rows = []
     for name, proc in _WORKER["procs"].items():
-        est = noisy if proc is None else enhance_array(proc, noisy, 16000)
-        res = score(clean, est, 16000, delay=0, max_lag=32, metrics=_WORKER["metrics"])
+        est = noisy if proc is None else enhance_array(proc, noisy, CORPUS_RATE)
+        res = score(clean, est, CORPUS_RATE, delay=0, max_lag=32, metrics=_WORKER["metrics"])
         row = {"processor": name, "id": mix["id"], "snr": mix["snr"], **res.values}
         if res.reasons:
             row["reasons"] = "; ".join(f"{k}: {v}" for k, v in res.reasons.items())

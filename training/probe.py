@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from dsp.stft import DEFAULT_GEOMETRY
+from training import CORPUS_RATE
 from training.corpus import load_manifest
-from training.data import SR, AudioPool
+from training.data import AudioPool
 
 CLASSES = ("silence", "unvoiced", "voiced")
 
@@ -39,7 +40,7 @@ def voicing_labels(x: np.ndarray) -> np.ndarray:
     energy = 10 * np.log10(np.mean(frames**2, 1) + 1e-12)
     lab = np.ones(n, dtype=np.int64)
     lab[(energy < energy.max() - 40) | (energy < -65)] = 0
-    lo, hi = SR // 400, SR // 80
+    lo, hi = CORPUS_RATE // 400, CORPUS_RATE // 80
     for t in np.flatnonzero(lab):
         f = frames[t]
         ac = np.correlate(f, f, "full")[len(f) - 1 :]
@@ -61,7 +62,7 @@ def log_mel(x: np.ndarray, n_mels: int = 40) -> np.ndarray:
     from dsp.stft import stft
 
     spec = stft(torch.from_numpy(x[None].astype(np.float32)), DEFAULT_GEOMETRY)[0].abs() ** 2
-    f = np.linspace(0, SR / 2, spec.shape[-1])
+    f = np.linspace(0, CORPUS_RATE / 2, spec.shape[-1])
     mel = 2595 * np.log10(1 + f / 700)
     edges = np.linspace(mel[0], mel[-1], n_mels + 2)
     fb = np.zeros((n_mels, len(f)))
@@ -118,7 +119,8 @@ def probe(
     pool = AudioPool([Path(corpus) / r["path"] for r in rows])
     by_path = {str(Path(corpus) / r["path"]): r["voice"] for r in rows}
     clips = [
-        (pool.get(i)[: 8 * SR], _voice_half(by_path[str(p)])) for i, p in enumerate(pool.paths)
+        (pool.get(i)[: 8 * CORPUS_RATE], _voice_half(by_path[str(p)]))
+        for i, p in enumerate(pool.paths)
     ]
     labels = [voicing_labels(x) for x, _ in clips]
     half = np.concatenate([np.full(len(lab), h) for lab, (_, h) in zip(labels, clips, strict=True)])

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from dsp.errors import UserError
-from training.data import SR, AudioPool, DataConfig, list_sources
+from training import CORPUS_RATE
+from training.data import AudioPool, DataConfig, list_sources
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,8 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 
 
 def _crops(pool: AudioPool, n: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
-    """[n, seconds * SR] random crops (shorter clips zero-padded), each normalised."""
-    m = int(seconds * SR)
+    """[n, seconds * CORPUS_RATE] random crops (shorter clips zero-padded), each normalised."""
+    m = int(seconds * CORPUS_RATE)
     out = np.zeros((n, m), dtype=np.float32)
     for k in range(n):
         x = pool.get(int(rng.integers(len(pool))))
@@ -443,7 +444,7 @@ def export_teacher(model, out: Path, stats_clips: list[np.ndarray], progress: bo
     model.cpu().save_pretrained(str(dest))
     Wav2Vec2FeatureExtractor(
         feature_size=1,
-        sampling_rate=SR,
+        sampling_rate=CORPUS_RATE,
         padding_value=0.0,
         # a causal teacher takes the waveform as it is: per-clip statistics would look ahead
         do_normalize=not getattr(model.config, "hushlab_causal", False),
