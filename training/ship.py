@@ -344,28 +344,15 @@ def main(argv=None) -> int:
     )
     a = p.parse_args(argv)
     run = Path(a.run)
-    if a.restate:
-        dst = Path(a.dest or SHIPPED_DIR) / a.name
-        card = write_card(
-            run,
-            a.name,
-            dst / "model.safetensors",
-            [Path(e) for e in a.eval],
-            a.note,
-            a.provenance,
-            a.hardware,
-        )
-        (dst / "card.md").write_text(card)
-        print(card)
-        return 0
-    src = run / a.checkpoint
     dst = Path(a.dest or SHIPPED_DIR) / a.name
-    dst.mkdir(parents=True, exist_ok=True)
-    if a.fp32:
-        shutil.copyfile(src, dst / "model.safetensors")
-    else:  # float16 storage changes no score, fp32 or int8 (scripts/half_precision_check.sh)
-        store_half(src, dst / "model.safetensors")
-    (dst / INT8_CHECK_FILE).unlink(missing_ok=True)  # it was for the weights just replaced
+    if not a.restate:  # copy the run's checkpoint in; --restate keeps the shipped file
+        src = run / a.checkpoint
+        dst.mkdir(parents=True, exist_ok=True)
+        if a.fp32:
+            shutil.copyfile(src, dst / "model.safetensors")
+        else:  # float16 storage changes no score, fp32 or int8 (scripts/half_precision_check.sh)
+            store_half(src, dst / "model.safetensors")
+        (dst / INT8_CHECK_FILE).unlink(missing_ok=True)  # it was for the weights just replaced
     card = write_card(
         run,
         a.name,
@@ -377,6 +364,8 @@ def main(argv=None) -> int:
     )
     (dst / "card.md").write_text(card)
     print(card)
+    if a.restate:
+        return 0
     print(
         f"{a.name} streams with fp32 weights until the int8 check passes for these: hushlab eval"
         f" {a.name} --split valid -n 40 --backend onnx --out A, the same with --backend onnx-int8"
