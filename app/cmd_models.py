@@ -20,25 +20,21 @@ def _params(path) -> int:
         return sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
 
 
-def shipped_teachers() -> dict:
-    """Name -> folder of every teacher shipped with Hushlab."""
-    from models.teacher import TEACHERS_DIR
-
-    return {p.parent.name: p.parent for p in sorted(TEACHERS_DIR.glob("*/config.json"))}
-
-
 def listed_names() -> tuple[list[str], list[str]]:
     """(processors, teachers): every name the listing below shows, in its order."""
     from models.checkpoint import shipped_models
     from models.processor import PEERS
+    from models.teacher import shipped_teachers
 
     return [*shipped_models(), "bypass", *PEERS], list(shipped_teachers())
 
 
 def run(args) -> int:
+    from dsp.stft import DEFAULT_GEOMETRY
     from models.checkpoint import read_metadata, shipped_models
     from models.gcrn import GCRNConfig
     from models.processor import PEERS, Bypass, ProcessorUnavailable
+    from models.teacher import shipped_teachers
 
     print("| name | kind | rate (Hz) | hop | latency (ms) | params | validation |")
     print("|---|---|---|---|---|---|---|")
@@ -64,12 +60,14 @@ def run(args) -> int:
             )
         except ProcessorUnavailable as exc:
             print(f"| {name} | peer (not installed) | - | - | - | - | {exc} |")
+    g = DEFAULT_GEOMETRY  # a teacher's frames are the STFT's (models/teacher.py checks it)
     for name, folder in shipped_teachers().items():
         cfg = json.loads((folder / "config.json").read_text())
         kind = "teacher, streaming" if cfg.get("hushlab_causal") else "teacher"
         print(
             f"| {name} | {kind} (Wav2Vec2, {cfg['num_hidden_layers']} x {cfg['hidden_size']}) |"
-            f" 16000 | 320 | - | {_params(folder / 'model.safetensors') / 1e6:.2f} M | - |"
+            f" {g.sample_rate} | {g.hop} | - | {_params(folder / 'model.safetensors') / 1e6:.2f} M"
+            " | - |"
         )
     print()
     print("Teachers embed speech for kd, pretrain and fusion (fusion runs one live);")

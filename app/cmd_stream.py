@@ -105,11 +105,6 @@ def build_engine(args):
         raise
 
 
-class _Nothing:
-    def close(self) -> None:
-        pass
-
-
 def _close_all(things) -> None:
     """Close each of ``things`` (newest first), whatever the others do."""
     for t in reversed(things):
@@ -190,7 +185,7 @@ def run(args) -> int:
     try:
         engine.start(source, sinks)
     except BaseException:  # nothing streams: release the devices and files build_engine opened
-        _close_all([getattr(engine, "virtual_mic", None) or _Nothing(), *sinks])
+        _close_all([x for x in (engine.virtual_mic, *sinks) if x is not None])
         raise
     t0 = time.monotonic()
     which = 0

@@ -112,13 +112,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu"):
 def store_half(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """A copy of checkpoint ``src`` with its weights stored as float16, metadata unchanged."""
     model, meta = load_checkpoint(src)
-    with safe_open(str(resolve_model_path(src)), framework="pt") as f:
-        raw = f.metadata()
     return save_checkpoint(
         dst,
         model,
         train_config=meta["train_config"],
-        teacher=raw.get("teacher") or None,
+        teacher=meta["teacher"] or None,  # the record as stored (a JSON string)
         data=meta["data"],
         metrics=meta["metrics"],
         extra=meta["extra"],

@@ -4,6 +4,7 @@ digest of config and weights), its int8 variant, and a one-thread session."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -35,6 +36,7 @@ def weights_digest(model) -> str:
     return h.hexdigest()[:16]
 
 
+@functools.cache  # the installed versions do not change within a process
 def toolchain_tag() -> str:
     """Eight hex digits naming the exporter and runtime versions (torch, onnx, onnxruntime): a
     cached graph is reused only by the versions that made it."""

@@ -42,6 +42,11 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("HUSHLAB_CACHE", Path.home() / ".cache" / "hushlab")) / "embeddings"
 
 
+def shipped_teachers() -> dict[str, Path]:
+    """Name -> folder of every teacher shipped with Hushlab."""
+    return {p.parent.name: p.parent for p in sorted(TEACHERS_DIR.glob("*/config.json"))}
+
+
 def resolve_teacher(spec: str | os.PathLike | None) -> str:
     """A folder, a shipped teacher's name, or (left as is) a hub id."""
     spec = str(spec) if spec else SHIPPED_TEACHER
@@ -51,9 +56,7 @@ def resolve_teacher(spec: str | os.PathLike | None) -> str:
     if (shipped / "config.json").exists():
         return str(shipped)
     if spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or os.sep != "/" and os.sep in spec:
-        known = (
-            ", ".join(sorted(p.parent.name for p in TEACHERS_DIR.glob("*/config.json"))) or "none"
-        )
+        known = ", ".join(shipped_teachers()) or "none"
         raise UserError(f"{spec}: no such teacher folder (shipped teachers: {known})")
     return spec
 
@@ -322,13 +325,24 @@ COMPUTE_FIELDS = (
 )
 
 
+def _state_bytes(model) -> list[bytes]:
+    """The state dict as the digests read it: each name, then its float32 values, by name."""
+    out = []
+    for k, v in sorted(model.state_dict().items()):
+        out += [k.encode(), v.detach().cpu().float().numpy().tobytes()]
+    return out
+
+
+def _sha1(*chunks: bytes) -> str:
+    h = hashlib.sha1()
+    for c in chunks:
+        h.update(c)
+    return h.hexdigest()
+
+
 def weights_digest(model) -> str:
     """sha1 of the state dict alone (names and float32 values, sorted by name)."""
-    h = hashlib.sha1()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().float().numpy().tobytes())
-    return h.hexdigest()
+    return _sha1(*_state_bytes(model))
 
 
 def compute_config(model) -> dict:
@@ -363,16 +377,11 @@ def legacy_digests(model, source: str | os.PathLike) -> set[str]:
             versions.add(json.loads(saved.read_text()).get("transformers_version"))
         except ValueError:
             pass
-    state = sorted(model.state_dict().items())
-    out = set()
-    for version in versions - {None}:
-        h = hashlib.sha1(
-            json.dumps(
-                {**cfg, "transformers_version": version}, sort_keys=True, default=str
-            ).encode()
+    state = _state_bytes(model)
+    return {
+        _sha1(
+            json.dumps({**cfg, "transformers_version": v}, sort_keys=True, default=str).encode(),
+            *state,
         )
-        for k, v in state:
-            h.update(k.encode())
-            h.update(v.detach().cpu().float().numpy().tobytes())
-        out.add(h.hexdigest())
-    return out
+        for v in versions - {None}
+    }

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app.cmd_models import listed_names, shipped_teachers
+from app.cmd_models import listed_names
 from app.engine import Engine, EngineConfig
 from dsp.audio_io import load_audio
 from dsp.metrics import si_sdr
 from dsp.mixing import mix_at_snr
 from models.processor import ProcessorUnavailable, load_processor
+from models.teacher import shipped_teachers
 
 PROCESSORS, TEACHERS = listed_names()
 SECONDS = 4.0

@@ -61,18 +61,18 @@ def write_card(
     m = meta["metrics"]
     hist = _history(run)
     wall_h = _wall_hours(run, hist)
+    reports = _reports(eval_dirs)
     lines = [*_title(name, model, cfg), _teacher_line(meta, cfg), ""]
+    evals = [_eval_command(d, rep["meta"]) for d, rep in reports]
     if provenance:  # out of a chain that no recipe remakes: say so, and how it is scored
-        lines += ["## Provenance", provenance, "", "Its scores are remade by:", "```"]
-        lines += [
-            f".venv/bin/{json.loads((Path(d) / 'summary.json').read_text())['meta']['command']}"
-            for d in eval_dirs or []
-            if (Path(d) / "summary.json").exists()
-        ]
-        lines += ["```"]
+        lines += ["## Provenance", provenance, "", "Its scores are remade by:", "```", *evals]
     else:
-        lines += ["## Remake it from a clone", "```", *_chain(run, name, cfg, meta, eval_dirs)]
-        lines += ["```"]
+        lines += ["## Remake it from a clone", "```", *_chain(run, name, cfg, meta, evals)]
+        lines.append(
+            f".venv/bin/python -m training.ship {run} {name}"
+            + "".join(f" --eval {d}" for d in eval_dirs or [])
+        )
+    lines += ["```"]
     steps = int(m.get("step") or cfg.get("steps") or 0)
     audio_h = steps * cfg.get("batch_size", 0) * cfg.get("data", {}).get("seconds", 0)
     scores = ", ".join(
@@ -98,7 +98,7 @@ def write_card(
         *([note] if note else []),
         "",
         *_data_lines(meta, cfg),
-        *_headline_scores(name, eval_dirs),
+        *_headline_scores(name, reports),
         "",
         "The full tables: [docs/results.md](../../../docs/results.md).",
     ]
@@ -109,8 +109,26 @@ def _nan(x) -> bool:
     return x != x
 
 
-def _chain(run: Path, name: str, cfg: dict, meta: dict, eval_dirs) -> list[str]:
-    """The commands from ``git clone`` to the shipped file."""
+def _reports(eval_dirs) -> list[tuple[Path, dict]]:
+    """(folder, summary.json) of each ``hushlab eval`` report given that exists, read once."""
+    out = []
+    for d in eval_dirs or []:
+        f = Path(d) / "summary.json"
+        if f.exists():
+            out.append((Path(d), json.loads(f.read_text())))
+    return out
+
+
+def _eval_command(folder: Path, ev: dict) -> str:
+    """The command that made a report (reports before they recorded it: rebuilt from it)."""
+    if ev.get("command"):
+        return f".venv/bin/{ev['command']}"
+    procs = " ".join(ev["processors"])
+    return f".venv/bin/hushlab eval {procs} --split {ev['split']} -n {ev['pairs']} --out {folder}"
+
+
+def _chain(run: Path, name: str, cfg: dict, meta: dict, evals: list[str]) -> list[str]:
+    """The commands from ``git clone`` to the run and its reports (the ship command follows)."""
     recipe = cfg.get("recipe") or {}
     config = recipe.get("config") or f"training/configs/{cfg.get('name')}.toml"
     overrides = " ".join(recipe.get("overrides") or [])
@@ -127,31 +145,13 @@ def _chain(run: Path, name: str, cfg: dict, meta: dict, eval_dirs) -> list[str]:
     out.append(
         f".venv/bin/hushlab train --config {config}" + (f" {overrides}" if overrides else "")
     )
-    evals = "".join(f" --eval {d}" for d in eval_dirs or [])
-    for d in eval_dirs or []:
-        summary = Path(d) / "summary.json"
-        if summary.exists():
-            ev = json.loads(summary.read_text())["meta"]
-            if ev.get("command"):
-                out.append(f".venv/bin/{ev['command']}")
-            else:  # reports made before they recorded their command
-                procs = " ".join(ev["processors"])
-                out.append(
-                    f".venv/bin/hushlab eval {procs} --split {ev['split']} -n {ev['pairs']}"
-                    f" --out {d}"
-                )
-    out.append(f".venv/bin/python -m training.ship {run} {name}{evals}")
-    return out
+    return out + evals
 
 
-def _headline_scores(name: str, eval_dirs: list[Path] | None) -> list[str]:
-    """This model's means (and, where a report has them, its paired differences) per split."""
+def _headline_scores(name: str, reports: list[tuple[Path, dict]]) -> list[str]:
+    """This model's means at each input SNR, per report."""
     lines = []
-    for d in eval_dirs or []:
-        f = Path(d) / "summary.json"
-        if not f.exists():
-            continue
-        rep = json.loads(f.read_text())
+    for _, rep in reports:
         ev = rep["meta"]
         key = next((p for p in rep["summary"] if p == name or Path(p).parent.name == name), None)
         key = key or next((p for p in rep["summary"] if p not in ("noisy", "bypass")), None)
